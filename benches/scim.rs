@@ -1,0 +1,668 @@
+//! SCIM throughput benchmark (issue "SCIM 2.0 service provider", Benchmark section).
+//!
+//! `cargo bench --bench scim` (PostgreSQL too when IDHUB_BENCH_POSTGRES_URL is set, e.g.
+//! postgres://postgres@127.0.0.1:5432/postgres). For each backend it starts the release
+//! `idhub` binary as its own process on a fresh database, imports 100,000 users through /Bulk,
+//! and measures every figure beside its denominator in the same run:
+//! - HTTP floor: the server's own `GET /health` rate at the same concurrency;
+//! - raw sqlx: the same primitive straight through sqlx's native driver on the same database
+//!   (indexed single-row lookup, single-row insert, 1,000-row batched insert).
+//!
+//! Reads run at 64 connections, writes at 32. The load generator shares the machine's cores
+//! with the server (2 cores here), which is why only same-run ratios are reported as results.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const USERS: usize = 100_000;
+const BATCH: usize = 1_000;
+const READ_CONCURRENCY: usize = 64;
+const WRITE_CONCURRENCY: usize = 32;
+const SECONDS: u64 = 5;
+const POOL: u32 = 16;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Rate {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>9.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            self.per_sec, self.p50_ms, self.p99_ms, self.errors
+        )
+    }
+}
+
+/// Runs `op` from `concurrency` tasks for `SECONDS`, counting completions and latencies.
+async fn load<F, Fut>(concurrency: usize, op: F) -> Rate
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let op = op.clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if op(i).await {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap_or_default();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Rate {
+        per_sec: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18555)
+}
+
+async fn start_server(db_url: &str, dir: &std::path::Path) -> Server {
+    let bin = env!("CARGO_BIN_EXE_idhub");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("IDHUB_DATABASE_URL", db_url)
+        .env("IDHUB_ADMIN_PASSWORD", "bench-admin-password")
+        .env("IDHUB_LOG_LEVEL", "warn")
+        .env("IDHUB_DATABASE_MAX_CONNECTIONS", POOL.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start idhub");
+    let base = format!("http://127.0.0.1:{port}");
+    // The banner's first line says the server is listening.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next();
+    assert!(
+        first.is_some_and(|l| l.is_ok_and(|l| l.contains("listening"))),
+        "idhub did not start"
+    );
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.by_ref().for_each(drop));
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .args([
+            "scim-token",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "bench",
+        ])
+        .env("IDHUB_DATABASE_URL", db_url)
+        .output()
+        .expect("create token");
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("idh_scim_"))
+        .expect("token printed")
+        .trim()
+        .to_owned();
+    Server { child, base, token }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn user_doc(i: usize, tag: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{tag}user{i:06}@example.com"),
+        "externalId": format!("{tag}ext-{i}"),
+        "name": {"givenName": "Given", "familyName": format!("Family{i}")},
+        "displayName": format!("User {i}"),
+        "emails": [{"value": format!("{tag}user{i:06}@example.com"), "type": "work", "primary": true}],
+        "active": true
+    })
+}
+
+/// The raw side: the same rows and lookups through sqlx's native drivers.
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Raw {
+    async fn connect(b: Backend, url: &str) -> Self {
+        match b {
+            Backend::Sqlite => {
+                let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("sqlite url");
+                let opts = opts
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                Raw::Sqlite(
+                    sqlx::sqlite::SqlitePoolOptions::new()
+                        .max_connections(POOL)
+                        .connect_with(opts)
+                        .await
+                        .expect("raw sqlite"),
+                )
+            }
+            Backend::Postgres => Raw::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(POOL)
+                    .connect(url)
+                    .await
+                    .expect("raw pg"),
+            ),
+        }
+    }
+
+    async fn exec(&self, sql: &'static str) {
+        match self {
+            Raw::Sqlite(p) => {
+                p.execute(sql).await.expect("exec");
+            }
+            Raw::Postgres(p) => {
+                p.execute(sql).await.expect("exec");
+            }
+        }
+    }
+
+    /// One multi-row INSERT of `rows` users into the scratch tenant.
+    async fn batch_insert(&self, start: usize, rows: usize, now: i64) {
+        let mut sql = String::from(
+            "INSERT INTO users (id, tenant_id, user_name, user_name_norm, external_id, display_name, email, active, attributes, version, created_at, updated_at) VALUES ",
+        );
+        let mut args: Vec<String> = Vec::new();
+        for (n, i) in (start..start + rows).enumerate() {
+            if n > 0 {
+                sql.push(',');
+            }
+            let b = n * 8;
+            sql.push_str(&format!(
+                "(${}, 'raw-tenant', ${}, ${}, ${}, ${}, ${}, 1, ${}, 1, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 8
+            ));
+            let name = format!("rawuser{i:06}@example.com");
+            args.extend([
+                uuid::Uuid::now_v7().to_string(),
+                name.clone(),
+                name.clone(),
+                format!("raw-ext-{i}"),
+                format!("User {i}"),
+                name,
+                user_doc(i, "raw").to_string(),
+                now.to_string(),
+            ]);
+        }
+        match self {
+            Raw::Sqlite(p) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (k, a) in args.into_iter().enumerate() {
+                    q = if k % 8 == 7 {
+                        q.bind(a.parse::<i64>().unwrap_or(0))
+                    } else {
+                        q.bind(a)
+                    };
+                }
+                q.execute(p).await.expect("batch insert");
+            }
+            Raw::Postgres(p) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (k, a) in args.into_iter().enumerate() {
+                    q = if k % 8 == 7 {
+                        q.bind(a.parse::<i64>().unwrap_or(0))
+                    } else {
+                        q.bind(a)
+                    };
+                }
+                q.execute(p).await.expect("batch insert");
+            }
+        }
+    }
+
+    async fn lookup(&self, tenant: &str, id: &str) -> bool {
+        const SQL: &str = "SELECT id, user_name, external_id, display_name, email, active, attributes, version, created_at, updated_at FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL";
+        match self {
+            Raw::Sqlite(p) => sqlx::query(SQL)
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .ok()
+                .flatten()
+                .is_some(),
+            Raw::Postgres(p) => sqlx::query(SQL)
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .ok()
+                .flatten()
+                .is_some(),
+        }
+    }
+
+    async fn insert_one(&self, i: usize, now: i64) -> bool {
+        const SQL: &str = "INSERT INTO users (id, tenant_id, user_name, user_name_norm, external_id, display_name, email, active, attributes, version, created_at, updated_at) VALUES ($1, 'raw-tenant', $2, $2, $3, $4, $2, 1, $5, 1, $6, $6)";
+        let name = format!("rawone{i:07}@example.com");
+        let doc = user_doc(i, "rawone").to_string();
+        let id = uuid::Uuid::now_v7().to_string();
+        match self {
+            Raw::Sqlite(p) => sqlx::query(SQL)
+                .bind(id)
+                .bind(&name)
+                .bind(format!("x{i}"))
+                .bind("User")
+                .bind(doc)
+                .bind(now)
+                .execute(p)
+                .await
+                .is_ok(),
+            Raw::Postgres(p) => sqlx::query(SQL)
+                .bind(id)
+                .bind(&name)
+                .bind(format!("x{i}"))
+                .bind("User")
+                .bind(doc)
+                .bind(now)
+                .execute(p)
+                .await
+                .is_ok(),
+        }
+    }
+
+    async fn default_tenant_id(&self) -> String {
+        const SQL: &str = "SELECT id FROM tenants WHERE slug = 'default'";
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(SQL).fetch_one(p).await.expect("tenant"),
+            Raw::Postgres(p) => sqlx::query_scalar(SQL).fetch_one(p).await.expect("tenant"),
+        }
+    }
+
+    async fn user_ids(&self, tenant: &str) -> Vec<String> {
+        const SQL: &str =
+            "SELECT id FROM users WHERE tenant_id = $1 AND user_name LIKE 'bench%' ORDER BY id";
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(SQL)
+                .bind(tenant)
+                .fetch_all(p)
+                .await
+                .expect("ids"),
+            Raw::Postgres(p) => sqlx::query_scalar(SQL)
+                .bind(tenant)
+                .fetch_all(p)
+                .await
+                .expect("ids"),
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db_url, drop_db) = match b {
+        Backend::Sqlite => (format!("sqlite://{}/bench.db", dir.path().display()), None),
+        Backend::Postgres => {
+            let server = pg_server.unwrap_or_default();
+            let name = format!("idhub_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(server).await.expect("pg");
+            c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create db");
+            let (left, _) = server.rsplit_once('/').expect("pg url with database");
+            (format!("{left}/{name}"), Some((server.to_owned(), name)))
+        }
+    };
+    let label = if b == Backend::Sqlite {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let mut out = Vec::new();
+    let server = start_server(&db_url, dir.path()).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let raw = Arc::new(Raw::connect(b, &db_url).await);
+    let tenant = raw.default_tenant_id().await;
+    raw.exec("INSERT INTO tenants (id, slug, display_name, settings, change_seq, version, created_at, updated_at) VALUES ('raw-tenant', 'raw-tenant', 'raw', '{}', 0, 1, 0, 0)").await;
+
+    // Import: raw batched insert vs /Bulk, the same 100,000 rows.
+    let t = Instant::now();
+    for start in (0..USERS).step_by(BATCH) {
+        raw.batch_insert(start, BATCH, now_micros()).await;
+    }
+    let raw_import = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut bulk_errors = 0;
+    for start in (0..USERS).step_by(BATCH) {
+        let ops: Vec<Value> = (start..start + BATCH)
+            .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": user_doc(i, "bench")}))
+            .collect();
+        let r = http
+            .post(format!("{}/scim/v2/Bulk", server.base))
+            .bearer_auth(&server.token)
+            .header("Content-Type", "application/scim+json")
+            .body(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}).to_string())
+            .send()
+            .await
+            .expect("bulk");
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        bulk_errors += body["Operations"]
+            .as_array()
+            .map(|a| a.iter().filter(|o| o["status"] != "201").count())
+            .unwrap_or(BATCH);
+    }
+    let bulk_import = t.elapsed().as_secs_f64();
+    eprintln!("[{label}] imported");
+    out.push(format!("{label}: import 100,000 users: /Bulk {bulk_import:.1} s vs raw batched insert {raw_import:.1} s = {:.2}x (target <= 2.5x and < 25 s), failed operations {bulk_errors}", bulk_import / raw_import));
+
+    let ids = Arc::new(raw.user_ids(&tenant).await);
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..USERS)
+            .map(|i| format!("benchuser{i:06}@example.com"))
+            .collect(),
+    );
+    assert_eq!(ids.len(), USERS, "all users imported");
+
+    let get = {
+        let http = http.clone();
+        let token = server.token.clone();
+        move |path: String| {
+            let http = http.clone();
+            let token = token.clone();
+            async move {
+                http.get(path)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        }
+    };
+
+    // Reads at 64.
+    let base = server.base.clone();
+    let floor64 = {
+        let get = get.clone();
+        let base = base.clone();
+        load(READ_CONCURRENCY, move |_| get(format!("{base}/health"))).await
+    };
+    let raw_lookup = {
+        let raw = raw.clone();
+        let ids = ids.clone();
+        let tenant = tenant.clone();
+        load(READ_CONCURRENCY, move |i| {
+            let raw = raw.clone();
+            let id = ids[(i * 7919) % ids.len()].clone();
+            let tenant = tenant.clone();
+            async move { raw.lookup(&tenant, &id).await }
+        })
+        .await
+    };
+    let hot = {
+        let get = get.clone();
+        let base = base.clone();
+        let ids = ids.clone();
+        load(READ_CONCURRENCY, move |i| {
+            get(format!("{base}/scim/v2/Users/{}", ids[i % 1000]))
+        })
+        .await
+    };
+    let uniform = {
+        let get = get.clone();
+        let base = base.clone();
+        let ids = ids.clone();
+        load(READ_CONCURRENCY, move |i| {
+            get(format!(
+                "{base}/scim/v2/Users/{}",
+                ids[(i * 7919 + 13) % ids.len()]
+            ))
+        })
+        .await
+    };
+    let filter = {
+        let get = get.clone();
+        let base = base.clone();
+        let names = names.clone();
+        load(READ_CONCURRENCY, move |i| {
+            let n = &names[(i * 104_729 + 7) % names.len()];
+            get(format!(
+                "{base}/scim/v2/Users?filter=userName%20eq%20%22{n}%22"
+            ))
+        })
+        .await
+    };
+    out.push(format!(
+        "{label}: GET /health @64 (HTTP floor)            {floor64}"
+    ));
+    out.push(format!(
+        "{label}: raw sqlx indexed lookup @64             {raw_lookup}"
+    ));
+    out.push(format!("{label}: GET /Users/{{id}} hot set @64            {hot}  = {:.0}% of floor (target >= 50%)", 100.0 * hot.per_sec / floor64.per_sec));
+    let target = if b == Backend::Sqlite { 60 } else { 50 };
+    out.push(format!("{label}: GET /Users/{{id}} uniform @64            {uniform}  = {:.0}% of raw lookup (target >= {target}%)", 100.0 * uniform.per_sec / raw_lookup.per_sec));
+    out.push(format!("{label}: filter userName eq @64                  {filter}  = {:.0}% of uniform GET (target >= 85%)", 100.0 * filter.per_sec / uniform.per_sec));
+
+    // Writes at 32.
+    let raw_insert = {
+        let raw = raw.clone();
+        load(WRITE_CONCURRENCY, move |i| {
+            let raw = raw.clone();
+            async move { raw.insert_one(i, now_micros()).await }
+        })
+        .await
+    };
+    let post = {
+        let http = http.clone();
+        let token = server.token.clone();
+        let base = base.clone();
+        load(WRITE_CONCURRENCY, move |i| {
+            let http = http.clone();
+            let token = token.clone();
+            let url = format!("{base}/scim/v2/Users");
+            async move {
+                http.post(url)
+                    .bearer_auth(token)
+                    .header("Content-Type", "application/scim+json")
+                    .body(user_doc(i, "post").to_string())
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16() == 201)
+                    .unwrap_or(false)
+            }
+        })
+        .await
+    };
+    let target = if b == Backend::Sqlite { 40 } else { 50 };
+    out.push(format!(
+        "{label}: raw sqlx single-row insert @32          {raw_insert}"
+    ));
+    out.push(format!("{label}: POST /Users @32                         {post}  = {:.0}% of raw insert (target >= {target}%)", 100.0 * post.per_sec / raw_insert.per_sec));
+
+    // A 100,000-member group, then one PATCH adding 1,000 more.
+    let group: Value = http
+        .post(format!("{base}/scim/v2/Groups"))
+        .bearer_auth(&server.token)
+        .header("Content-Type", "application/scim+json")
+        .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"}).to_string())
+        .send()
+        .await
+        .expect("group")
+        .json()
+        .await
+        .expect("group json");
+    let gid = group["id"].as_str().unwrap_or_default().to_owned();
+    let patch = |members: &[String]| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": members.iter().map(|m| json!({"value": m, "type": "User"})).collect::<Vec<_>>()}]});
+        http.patch(format!("{base}/scim/v2/Groups/{gid}"))
+            .bearer_auth(&server.token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    for chunk in ids[..USERS - 1000].chunks(10_000) {
+        let r = patch(chunk).await.expect("patch");
+        assert!(
+            r.status().is_success(),
+            "member setup failed: {}",
+            r.status()
+        );
+    }
+    let t = Instant::now();
+    let r = patch(&ids[USERS - 1000..]).await.expect("patch");
+    let patch_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let ok = r.status().is_success();
+    let t = Instant::now();
+    let g = http
+        .get(format!(
+            "{base}/scim/v2/Groups/{gid}?excludedAttributes=members"
+        ))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("get group");
+    let get_ms = t.elapsed().as_secs_f64() * 1000.0;
+    out.push(format!("{label}: PATCH +1,000 members to a 99,000-member group: {patch_ms:.0} ms (ok={ok}; target < 250 ms); GET it with excludedAttributes=members: {get_ms:.1} ms ({})", g.status()));
+    out.push(format!(
+        "{label}: server RSS after the run: {:.0} MiB (target < 200 MiB)",
+        rss_mib(server.child.id())
+    ));
+
+    drop(server);
+    match &*raw {
+        Raw::Sqlite(p) => p.close().await,
+        Raw::Postgres(p) => p.close().await,
+    }
+    if let Some((srv, name)) = drop_db
+        && let Ok(mut c) = sqlx::PgConnection::connect(&srv).await
+    {
+        let _ = c
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await;
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes --bench; a filter argument picks one backend.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let pg = std::env::var("IDHUB_BENCH_POSTGRES_URL").ok();
+    let mut lines = Vec::new();
+    if args.is_empty() || args.iter().any(|a| a == "sqlite") {
+        lines.extend(run(Backend::Sqlite, None).await);
+    }
+    if let Some(url) = pg.as_deref()
+        && (args.is_empty() || args.iter().any(|a| a == "postgres"))
+    {
+        lines.extend(run(Backend::Postgres, Some(url)).await);
+    }
+    println!(
+        "\n== idhub SCIM benchmark ({} cores) ==",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    for l in lines {
+        println!("{l}");
+    }
+}

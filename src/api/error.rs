@@ -1,0 +1,168 @@
+//! `ApiError`: every REST failure, rendered as the error envelope. The mapping from the
+//! lower layers' errors (store, auth, tenancy) to statuses lives here and nowhere else.
+
+use crate::auth::AuthError;
+use crate::http::tenancy::TenancyError;
+use crate::store::StoreError;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// The error envelope: `message` always; `code` and `details` when known.
+#[derive(Object, Debug, Clone)]
+pub struct ErrorBody {
+    /// Stable, machine-readable error code (e.g. `not_found`, `conflict`).
+    #[oai(skip_serializing_if_is_none)]
+    pub code: Option<String>,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Structured context (e.g. the offending field).
+    #[oai(skip_serializing_if_is_none)]
+    pub details: Option<serde_json::Value>,
+}
+
+fn body(
+    code: &str,
+    message: impl Into<String>,
+    details: Option<serde_json::Value>,
+) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: Some(code.to_owned()),
+        message: message.into(),
+        details,
+    })
+}
+
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed (a parameter or field is invalid).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing or invalid credentials.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The caller may not do this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource (or not visible to the caller).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The change conflicts with existing data (e.g. a taken slug).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// An `If-Match` precondition failed.
+    #[oai(status = 412)]
+    PreconditionFailed(Json<ErrorBody>),
+    /// Well-formed but semantically invalid input.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// An internal failure; details are in the server log under the request id.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A dependency (the database) is unavailable.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+impl ApiError {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest(body(
+            "invalid_parameter",
+            message,
+            Some(serde_json::json!({ "field": field })),
+        ))
+    }
+    pub fn unauthorized() -> Self {
+        Self::Unauthorized(
+            body("unauthorized", "missing or invalid credentials", None),
+            "Basic realm=\"idhub\"".to_owned(),
+        )
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(body("forbidden", message, None))
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(body("not_found", format!("{what} not found"), None))
+    }
+    pub fn unprocessable(field: &str, message: impl Into<String>) -> Self {
+        Self::Unprocessable(body(
+            "invalid_value",
+            message,
+            Some(serde_json::json!({ "field": field })),
+        ))
+    }
+    fn internal(e: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::Internal(body(
+            "internal_error",
+            "internal error; see the server log for this request id",
+            None,
+        ))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found("resource"),
+            StoreError::Conflict { constraint } => Self::Conflict(body(
+                "conflict",
+                "the value is already taken",
+                Some(serde_json::json!({ "constraint": constraint })),
+            )),
+            StoreError::VersionMismatch => Self::PreconditionFailed(body(
+                "precondition_failed",
+                "the resource was changed by someone else",
+                None,
+            )),
+            StoreError::InvalidReference(id) => Self::Unprocessable(body(
+                "invalid_reference",
+                format!("no such resource: {id}"),
+                None,
+            )),
+            StoreError::InvalidQuery(detail) => {
+                Self::BadRequest(body("invalid_query", detail, None))
+            }
+            StoreError::Db(ref inner) if is_unavailable(inner) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable(body(
+                    "database_unavailable",
+                    "the database is unavailable",
+                    None,
+                ))
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => Self::unauthorized(),
+            AuthError::Store(s) => s.into(),
+            AuthError::Password(p) => Self::internal(&p),
+        }
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        match e {
+            TenancyError::UnknownHost => Self::NotFound(body(
+                "unknown_host",
+                "no tenant is served at this host",
+                None,
+            )),
+            TenancyError::Store(s) => s.into(),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

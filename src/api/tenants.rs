@@ -1,0 +1,334 @@
+//! Tenants: the operator's view (list, show) and the public view of the tenant a host serves.
+
+use super::error::{ApiError, ApiResult};
+use super::pagination::{page_request, search_term};
+use super::types::Text;
+use super::{AdminBasic, Tag};
+use crate::app::AppState;
+use crate::auth;
+use crate::model::{
+    Actor, Hostname, Principal, PrincipalKind, ScimProfile, Slug, Tenant, display_name, rfc3339,
+};
+use crate::store::TenantUpdate;
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+#[derive(Object)]
+pub struct TenantSettingsView {
+    /// Maintenance mode.
+    pub maintenance: bool,
+    /// SCIM compatibility profile: strict | entra | okta | lenient.
+    pub scim_profile: String,
+    /// SCIM DELETE deactivates and hides instead of removing.
+    pub soft_delete: bool,
+}
+
+#[derive(Object)]
+pub struct TenantView {
+    pub id: String,
+    pub slug: String,
+    pub display_name: String,
+    pub hostnames: Vec<String>,
+    pub settings: TenantSettingsView,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        let profile = serde_json::to_value(t.settings.scim_profile)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            id: t.id.to_string(),
+            slug: t.slug.to_string(),
+            display_name: t.display_name.clone(),
+            hostnames: t.hostnames.clone(),
+            settings: TenantSettingsView {
+                maintenance: t.settings.maintenance,
+                scim_profile: profile,
+                soft_delete: t.settings.soft_delete,
+            },
+            version: t.version,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct TenantList {
+    pub data: Vec<TenantView>,
+    pub total: i64,
+    pub page: u32,
+    pub limit: u32,
+}
+
+#[derive(Object)]
+pub struct CurrentTenant {
+    pub slug: String,
+    pub display_name: String,
+}
+
+/// A new tenant.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// URL-safe identifier: 1-63 of a-z, 0-9 and '-', not starting with '-'.
+    #[oai(validator(min_length = 1, max_length = 63))]
+    pub slug: Text,
+    /// Human-readable name, 1-200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub display_name: Text,
+    /// Hostnames that serve this tenant.
+    #[oai(default, validator(max_items = 50))]
+    pub hostnames: Vec<Text>,
+}
+
+/// Settings to change; absent fields stay as they are.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub maintenance: Option<bool>,
+    /// strict | entra | okta | lenient
+    pub scim_profile: Option<Text>,
+    pub soft_delete: Option<bool>,
+}
+
+/// A partial update of a tenant; absent fields stay as they are.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub display_name: Option<Text>,
+    /// Replaces the whole hostname list.
+    #[oai(validator(max_items = 50))]
+    pub hostnames: Option<Vec<Text>>,
+    pub settings: Option<SettingsPatch>,
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    /// The tenant was created.
+    #[oai(status = 201)]
+    Created(Json<TenantView>, #[oai(header = "Location")] String),
+}
+
+fn parse_hostnames(raw: &[Text]) -> ApiResult<Vec<Hostname>> {
+    raw.iter()
+        .map(|h| {
+            Hostname::parse(h).map_err(|e| ApiError::unprocessable("hostnames", e.to_string()))
+        })
+        .collect()
+}
+
+/// Parses an `If-Match` header carrying a version ETag (`W/"3"` or `"3"`).
+fn if_match_version(h: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(h) = h else { return Ok(None) };
+    let v = h.trim().trim_start_matches("W/").trim_matches('"');
+    v.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("If-Match", "expected a version ETag such as W/\"3\""))
+}
+
+pub(super) fn actor(p: &Principal, req: &Request) -> Actor {
+    let actor_id = match &p.kind {
+        PrincipalKind::Admin { user_id, .. } => Some(user_id.clone()),
+        PrincipalKind::ScimToken { token_id } => Some(token_id.clone()),
+    };
+    Actor {
+        actor_type: "admin".into(),
+        actor_id,
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        request_id: req
+            .extensions()
+            .get::<crate::http::middleware::RequestId>()
+            .map(|r| r.0.clone()),
+    }
+}
+
+pub struct TenantsApi;
+
+/// Authenticates an operator (HTTP Basic against the default tenant's administrators).
+pub(super) async fn operator(state: &AppState, auth: &AdminBasic) -> ApiResult<Principal> {
+    let p = auth::admin_password_login(
+        state,
+        &state.default_tenant,
+        &auth.0.username,
+        &auth.0.password,
+    )
+    .await?;
+    if !auth::is_operator(state, &p) {
+        return Err(ApiError::forbidden(
+            "requires the superadmin role (permission tenants.manage)",
+        ));
+    }
+    Ok(p)
+}
+
+#[OpenApi(tag = "Tag::Tenants")]
+impl TenantsApi {
+    /// List tenants (operators; permission `tenants.manage`).
+    #[oai(path = "/api/v1/tenants", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminBasic,
+        /// 1-based page number (default 1).
+        page: Query<Option<u32>>,
+        /// Page size, 1-200 (default 20).
+        limit: Query<Option<u32>>,
+        /// Case-insensitive substring of slug or display name.
+        search: Query<Option<String>>,
+    ) -> ApiResult<Json<TenantList>> {
+        operator(&state, &auth).await?;
+        let req = page_request(page.0, limit.0)?;
+        let search = search_term(search.0)?;
+        let found = state.store.list_tenants(req, search.as_deref()).await?;
+        Ok(Json(TenantList {
+            data: found.items.iter().map(TenantView::from).collect(),
+            total: found.total,
+            page: req.page,
+            limit: req.limit,
+        }))
+    }
+
+    /// Show one tenant by slug (operators; permission `tenants.manage`).
+    #[oai(path = "/api/v1/tenants/:slug", method = "get")]
+    async fn show(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminBasic,
+        slug: Path<String>,
+    ) -> ApiResult<Json<TenantView>> {
+        operator(&state, &auth).await?;
+        let t = state
+            .store
+            .tenant_by_slug(&slug.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        Ok(Json(TenantView::from(&t)))
+    }
+
+    /// Create a tenant (operators; permission `tenants.manage`).
+    #[oai(path = "/api/v1/tenants", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminBasic,
+        req: &Request,
+        body: Json<CreateTenant>,
+    ) -> ApiResult<Created> {
+        let p = operator(&state, &auth).await?;
+        let slug =
+            Slug::parse(&body.slug).map_err(|e| ApiError::unprocessable("slug", e.to_string()))?;
+        let name = display_name(&body.display_name)
+            .map_err(|e| ApiError::unprocessable("display_name", e.to_string()))?;
+        let hosts = parse_hostnames(&body.hostnames)?;
+        let t = state
+            .store
+            .create_tenant(&actor(&p, req), &slug, &name, &hosts)
+            .await?;
+        let location = format!("/api/v1/tenants/{}", t.slug);
+        Ok(Created::Created(Json(TenantView::from(&t)), location))
+    }
+
+    /// Update a tenant (operators; permission `tenants.manage`). Honours `If-Match`.
+    #[oai(path = "/api/v1/tenants/:slug", method = "patch")]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: AdminBasic,
+        req: &Request,
+        slug: Path<String>,
+        /// Version ETag the update is based on; 412 when the tenant changed since.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: Json<UpdateTenant>,
+    ) -> ApiResult<Json<TenantView>> {
+        let p = operator(&state, &auth).await?;
+        let if_version = if_match_version(if_match.0.as_deref())?;
+        let t = state
+            .store
+            .tenant_by_slug(&slug.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        let display_name = body
+            .display_name
+            .as_deref()
+            .map(display_name)
+            .transpose()
+            .map_err(|e| ApiError::unprocessable("display_name", e.to_string()))?;
+        let hostnames = body.hostnames.as_deref().map(parse_hostnames).transpose()?;
+        let settings = match &body.settings {
+            None => None,
+            Some(patch) => {
+                let mut s = t.settings.clone();
+                if let Some(m) = patch.maintenance {
+                    s.maintenance = m;
+                }
+                if let Some(d) = patch.soft_delete {
+                    s.soft_delete = d;
+                }
+                if let Some(p) = &patch.scim_profile {
+                    s.scim_profile = serde_json::from_value::<ScimProfile>(
+                        serde_json::Value::String(p.0.clone()),
+                    )
+                    .map_err(|_| {
+                        ApiError::unprocessable(
+                            "settings.scim_profile",
+                            "expected strict, entra, okta or lenient",
+                        )
+                    })?;
+                }
+                Some(s)
+            }
+        };
+        let t = state
+            .store
+            .update_tenant(
+                &actor(&p, req),
+                &t.id,
+                TenantUpdate {
+                    display_name,
+                    hostnames,
+                    settings,
+                },
+                if_version,
+            )
+            .await?;
+        Ok(Json(TenantView::from(&t)))
+    }
+
+    /// The tenant served at this request's host (public: slug and display name only).
+    #[oai(path = "/api/v1/tenant", method = "get")]
+    async fn current(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+    ) -> ApiResult<Json<CurrentTenant>> {
+        let id = crate::http::tenancy::resolve(&state, req).await?;
+        let t = state
+            .store
+            .tenant_by_id(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        Ok(Json(CurrentTenant {
+            slug: t.slug.to_string(),
+            display_name: t.display_name.clone(),
+        }))
+    }
+}

@@ -1,0 +1,18 @@
+//! The state every handler shares.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::model::TenantId;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared, cheaply cloned application state.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub default_tenant: TenantId,
+    pub started: Instant,
+}

@@ -1,0 +1,220 @@
+//! The moka caches in front of hot reads.
+//!
+//! Every key carries the tenant (or is a globally unique secret hash), every cache is bounded
+//! in entries and time-to-live, and every store write that touches an entry invalidates it
+//! after commit.
+//!
+//! Stale reads on one node are prevented by an invalidation epoch per cache: a loader notes
+//! the epoch before it reads the database, inserts what it read, and removes it again if an
+//! invalidation happened meanwhile. With sequentially consistent ordering either the writer's
+//! invalidation runs after the insert (and removes it) or the loader sees the new epoch (and
+//! removes it itself), so a value read before a commit never outlives that commit.
+
+use crate::metrics::Metrics;
+use crate::model::{Group, Membership, StoredSchema, Tenant, TenantId, User};
+use crate::store::TokenAuth;
+use moka::future::Cache;
+use prometheus::IntCounter;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One bounded cache with hit/miss counters and an invalidation epoch.
+pub struct Slot<K, V> {
+    cache: Cache<K, V>,
+    epoch: AtomicU64,
+    hits: IntCounter,
+    misses: IntCounter,
+}
+
+impl<K, V> Slot<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(name: &str, max_entries: u64, ttl: Duration, metrics: &Metrics) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
+            epoch: AtomicU64::new(0),
+            hits: metrics.cache_lookups.with_label_values(&[name, "hit"]),
+            misses: metrics.cache_lookups.with_label_values(&[name, "miss"]),
+        }
+    }
+
+    /// A cache bounded by the estimated bytes of its values rather than their count.
+    fn weighted(
+        name: &str,
+        max_bytes: u64,
+        ttl: Duration,
+        weigh: fn(&V) -> u32,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(move |_k: &K, v: &V| weigh(v))
+                .time_to_live(ttl)
+                .build(),
+            epoch: AtomicU64::new(0),
+            hits: metrics.cache_lookups.with_label_values(&[name, "hit"]),
+            misses: metrics.cache_lookups.with_label_values(&[name, "miss"]),
+        }
+    }
+
+    /// The cached value, counting a hit or a miss.
+    pub async fn get(&self, key: &K) -> Option<V> {
+        let v = self.cache.get(key).await;
+        if v.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+        v
+    }
+
+    /// The epoch to pass to [`Slot::insert_if_fresh`]; read it *before* loading from the store.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches a value loaded at `epoch`, unless an invalidation has happened since.
+    pub async fn insert_if_fresh(&self, key: K, value: V, epoch: u64)
+    where
+        K: Clone,
+    {
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        self.cache.insert(key.clone(), value).await;
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.invalidate(&key).await;
+        }
+    }
+
+    pub async fn invalidate(&self, key: &K) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate(key).await;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+/// Sizing of the caches (from configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    pub max_entries: u64,
+    pub ttl: Duration,
+    /// Memory budget of the user and group caches, in bytes (estimated from document size).
+    pub budget_bytes: u64,
+}
+
+/// Estimated resident size of a cached membership list (key, vector, and per-group strings).
+fn membership_weight(m: &Arc<Vec<Membership>>) -> u32 {
+    let per: usize = m
+        .iter()
+        .map(|(id, name, _)| id.len() + name.len() + 64)
+        .sum();
+    u32::try_from(per + 160).unwrap_or(u32::MAX)
+}
+
+/// Estimated resident size of a cached document: its JSON text, times the overhead of a
+/// parsed `serde_json::Value`, plus the row's fixed fields.
+fn doc_weight(v: &serde_json::Value) -> u32 {
+    let text = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(1024);
+    u32::try_from(text.saturating_mul(4).saturating_add(512)).unwrap_or(u32::MAX)
+}
+
+/// The per-node caches. Cross-node invalidation builds on the change log (see README).
+pub struct Caches {
+    /// SHA-256 of a bearer token → the principal it authenticates.
+    pub tokens: Slot<String, Arc<TokenAuth>>,
+    /// Hostname → tenant (negative answers cached too; any hostname change clears it).
+    pub hosts: Slot<String, Option<TenantId>>,
+    /// Tenant id → tenant.
+    pub tenants: Slot<TenantId, Arc<Tenant>>,
+    /// (tenant, user id) → user.
+    pub users: Slot<(TenantId, String), Arc<User>>,
+    /// (tenant, group id) → group.
+    pub groups: Slot<(TenantId, String), Arc<Group>>,
+    /// (tenant, user or group id) → the groups it belongs to: (group id, display name, direct).
+    pub memberships: Slot<(TenantId, String), Arc<Vec<Membership>>>,
+    /// Tenant → ids of its users holding the superadmin role (hidden from SCIM).
+    pub operators: Slot<TenantId, Arc<std::collections::HashSet<String>>>,
+    /// Tenant → its SCIM extension schemas (resource type, required, definition).
+    pub scim_schemas: Slot<TenantId, Arc<Vec<StoredSchema>>>,
+}
+
+impl Caches {
+    pub fn new(cfg: CacheConfig, metrics: &Metrics) -> Self {
+        let small = (cfg.max_entries / 10).max(100);
+        Self {
+            tokens: Slot::new("tokens", small, cfg.ttl, metrics),
+            hosts: Slot::new("hosts", small, cfg.ttl, metrics),
+            tenants: Slot::new("tenants", small, cfg.ttl, metrics),
+            users: Slot::weighted(
+                "users",
+                cfg.budget_bytes / 5 * 3,
+                cfg.ttl,
+                |u: &Arc<User>| doc_weight(&u.attributes),
+                metrics,
+            ),
+            groups: Slot::weighted(
+                "groups",
+                cfg.budget_bytes / 5,
+                cfg.ttl,
+                |g: &Arc<Group>| doc_weight(&g.attributes),
+                metrics,
+            ),
+            scim_schemas: Slot::new("scim_schemas", small, cfg.ttl, metrics),
+            memberships: Slot::weighted(
+                "memberships",
+                cfg.budget_bytes / 5,
+                cfg.ttl,
+                membership_weight,
+                metrics,
+            ),
+            operators: Slot::new("operators", small, cfg.ttl, metrics),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> Slot<String, u32> {
+        let m = Metrics::new().unwrap();
+        Slot::new("t", 100, Duration::from_secs(60), &m)
+    }
+
+    #[tokio::test]
+    async fn insert_after_invalidation_is_dropped() {
+        let s = slot();
+        let e = s.epoch();
+        s.invalidate(&"k".to_string()).await;
+        s.insert_if_fresh("k".into(), 1, e).await;
+        assert_eq!(s.get(&"k".to_string()).await, None);
+    }
+
+    #[tokio::test]
+    async fn fresh_insert_is_kept_and_counted() {
+        let s = slot();
+        assert_eq!(s.get(&"k".to_string()).await, None);
+        let e = s.epoch();
+        s.insert_if_fresh("k".into(), 7, e).await;
+        assert_eq!(s.get(&"k".to_string()).await, Some(7));
+        assert_eq!(s.hits.get(), 1);
+        assert_eq!(s.misses.get(), 1);
+    }
+}

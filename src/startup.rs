@@ -1,0 +1,243 @@
+//! Opening the store, first-start bootstrap, and serving HTTP with graceful shutdown.
+
+use crate::app::AppState;
+use crate::auth::{self, password};
+use crate::cache::CacheConfig;
+use crate::config::{Config, redact_url};
+use crate::metrics::Metrics;
+use crate::model::{Actor, NewUser, Slug, Tenant, TenantId};
+use crate::store::{Store, StoreError, StoreOptions};
+use poem::Server;
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database at {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[source] StoreError),
+    #[error("cannot create the default tenant: {0}")]
+    Bootstrap(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Connects and migrates. The URL in errors has its password redacted.
+pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Store, StartupError> {
+    let opts = StoreOptions {
+        max_connections: config.database_max_connections,
+        acquire_timeout: config.database_acquire_timeout,
+        cache: CacheConfig {
+            max_entries: config.cache_max_entries,
+            ttl: config.cache_ttl,
+            budget_bytes: config.cache_budget_bytes,
+        },
+    };
+    let store = Store::connect(config.database_url.expose(), &opts, metrics)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact_url(config.database_url.expose()),
+            source,
+        })?;
+    store.migrate().await.map_err(StartupError::Migrate)?;
+    Ok(store)
+}
+
+/// The default tenant, created when missing (two nodes racing here both end up with it).
+pub async fn ensure_default_tenant(store: &Store, config: &Config) -> Result<Tenant, StartupError> {
+    let slug =
+        Slug::parse(&config.default_tenant).map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+    if let Some(t) = store
+        .tenant_by_slug(slug.as_str())
+        .await
+        .map_err(|e| StartupError::Bootstrap(e.to_string()))?
+    {
+        return Ok(t);
+    }
+    match store
+        .create_tenant(&Actor::system(), &slug, "Default tenant", &[])
+        .await
+    {
+        Ok(t) => Ok(t),
+        Err(StoreError::Conflict { .. }) => store
+            .tenant_by_slug(slug.as_str())
+            .await
+            .map_err(|e| StartupError::Bootstrap(e.to_string()))?
+            .ok_or_else(|| StartupError::Bootstrap("default tenant vanished".into())),
+        Err(e) => Err(StartupError::Bootstrap(e.to_string())),
+    }
+}
+
+/// A credential to show once: the bootstrap administrator created at first start.
+pub struct BootstrapAdmin {
+    pub user_name: String,
+    /// `Some` when the password was generated (and must be shown once); `None` when it came
+    /// from `IDHUB_ADMIN_PASSWORD`.
+    pub generated_password: Option<String>,
+}
+
+/// Creates the first operator when no superadmin exists yet.
+pub async fn ensure_bootstrap_admin(
+    store: &Store,
+    config: &Config,
+    tenant: &TenantId,
+) -> Result<Option<BootstrapAdmin>, StartupError> {
+    let ts = store.tenant(tenant.clone());
+    let err = |e: StoreError| StartupError::Bootstrap(e.to_string());
+    if ts
+        .count_role_holders(auth::ROLE_SUPERADMIN)
+        .await
+        .map_err(err)?
+        > 0
+    {
+        return Ok(None);
+    }
+    let (pw, generated) = match &config.admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (password::generate(), true),
+    };
+    let hash = password::hash(pw.clone())
+        .await
+        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+    let actor = Actor::system();
+    let user = match ts
+        .find_user_by_user_name(&config.admin_username)
+        .await
+        .map_err(err)?
+    {
+        Some(u) => u,
+        None => match ts
+            .create_user(
+                &actor,
+                NewUser {
+                    user_name: config.admin_username.clone(),
+                    display_name: Some("Administrator".into()),
+                    active: true,
+                    ..NewUser::default()
+                },
+            )
+            .await
+        {
+            Ok(u) => u,
+            // Another node bootstrapped at the same moment: its administrator stands.
+            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(e) => return Err(err(e)),
+        },
+    };
+    ts.set_password_hash(&actor, &user.id, &hash)
+        .await
+        .map_err(err)?;
+    ts.grant_role(&actor, &user.id, auth::ROLE_SUPERADMIN)
+        .await
+        .map_err(err)?;
+    Ok(Some(BootstrapAdmin {
+        user_name: user.user_name,
+        generated_password: generated.then_some(pw),
+    }))
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    pub state: AppState,
+    pub addr: SocketAddr,
+    pub bootstrap: Option<BootstrapAdmin>,
+    acceptor: poem::listener::BoxAcceptor,
+}
+
+impl Application {
+    /// Opens the store, bootstraps, and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let metrics = Metrics::new()?;
+        let store = open_store(&config, &metrics).await?;
+        let tenant = ensure_default_tenant(&store, &config).await?;
+        let bootstrap = ensure_bootstrap_admin(&store, &config, &tenant.id).await?;
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .unwrap_or(config.listen);
+        let mut config = config;
+        if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
+            // An ephemeral port: links must name the port actually bound.
+            config.public_url = format!("http://{addr}");
+        }
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            metrics,
+            default_tenant: tenant.id,
+            started: Instant::now(),
+        };
+        Ok(Self {
+            state,
+            addr,
+            bootstrap,
+            acceptor: acceptor.boxed(),
+        })
+    }
+
+    /// The base URL clients should use (`public_url`, or the bound address).
+    pub fn base_url(&self) -> String {
+        self.state.config.public_url.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
+    /// configured grace period) and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let store = self.state.store.clone();
+        let app = crate::http::app(self.state);
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(grace))
+            .await;
+        store.close().await;
+        result
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

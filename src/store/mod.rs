@@ -1,0 +1,209 @@
+//! The tenant-scoped data layer: the only module that speaks SQL.
+//!
+//! [`Store`] holds the pool, the backend and the caches, and answers the few questions that
+//! come before a tenant is known (resolve a hostname, authenticate a token, manage tenants).
+//! Everything else goes through a [`TenantStore`], a handle bound to one tenant: every query it
+//! runs binds that tenant, and none of its methods takes a tenant argument a caller could get
+//! wrong.
+
+mod audit;
+pub mod dialect;
+mod error;
+mod groups;
+mod rows;
+mod scim_data;
+pub mod scim_sql;
+mod tenants;
+mod tokens;
+mod users;
+mod write;
+
+pub use error::{StoreError, StoreResult};
+pub use scim_data::{Found, Search};
+pub use tenants::TenantUpdate;
+pub use tokens::{IssuedToken, TokenAuth, hash_token};
+
+use crate::cache::{CacheConfig, Caches};
+use crate::metrics::Metrics;
+use crate::model::TenantId;
+use dialect::Backend;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to open the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub cache: CacheConfig,
+}
+
+/// The shared store of one idhub node. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    backend: Backend,
+    caches: Caches,
+    max_connections: u32,
+    /// SQLite has one writer at a time. Write transactions of this process queue here instead
+    /// of in SQLite's busy handler, which sleeps in steps of up to 100 ms between retries.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Opens a pool on `url` (`sqlite://path` or `postgres://…`), creating an SQLite file and
+    /// its directory when missing. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, opts: &StoreOptions, metrics: &Metrics) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::Db(sqlx::Error::Configuration(
+                "database_url must start with sqlite:// or postgres://".into(),
+            ))
+        })?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    for stmt in backend.connection_setup() {
+                        conn.execute(*stmt).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(StoreError::Db)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                caches: Caches::new(opts.cache, metrics),
+                max_connections: opts.max_connections,
+                writer: Arc::new(tokio::sync::Mutex::new(())),
+            }),
+        })
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        self.inner
+            .backend
+            .migrator()
+            .run(&self.inner.pool)
+            .await
+            .map_err(StoreError::from)
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::Db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// (open connections, idle connections, maximum).
+    pub fn pool_state(&self) -> (u32, usize, u32) {
+        (
+            self.inner.pool.size(),
+            self.inner.pool.num_idle(),
+            self.inner.max_connections,
+        )
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    pub(crate) fn writer(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner.writer.clone()
+    }
+
+    /// A handle bound to one tenant. Tenant ids only come from the store itself (host
+    /// resolution, token authentication, tenant lookup), never from a request parameter.
+    pub fn tenant(&self, tenant_id: TenantId) -> TenantStore {
+        TenantStore {
+            store: self.clone(),
+            tenant_id,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+/// The store as seen by one tenant. Every method binds `tenant_id`.
+#[derive(Clone)]
+pub struct TenantStore {
+    store: Store,
+    tenant_id: TenantId,
+}
+
+impl TenantStore {
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    fn pool(&self) -> &AnyPool {
+        self.store.pool()
+    }
+
+    fn caches(&self) -> &Caches {
+        self.store.caches()
+    }
+
+    fn tid(&self) -> String {
+        self.tenant_id.0.clone()
+    }
+}
+
+/// Adds `mode=rwc` (create when missing) and creates the parent directory of the file.
+fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Db(sqlx::Error::Configuration(
+            "sqlite database_url must name a file, e.g. sqlite://data/idhub.db".into(),
+        )));
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+    }
+    Ok(if rest.contains('?') {
+        format!("sqlite://{rest}")
+    } else {
+        format!("sqlite://{rest}?mode=rwc")
+    })
+}
+
+/// A new time-ordered identifier (UUIDv7): index-friendly on both backends.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

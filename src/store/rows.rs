@@ -1,0 +1,111 @@
+//! Row → domain-type mapping, one function per type, shared by every query that reads it.
+
+use super::StoreError;
+use crate::model::{
+    AuditEvent, Change, Group, Member, MemberType, Slug, Tenant, TenantId, TenantSettings,
+    TokenInfo, User,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+pub(super) const USER_COLS: &str = "id, user_name, external_id, display_name, email, active, attributes, version, created_at, updated_at";
+pub(super) const GROUP_COLS: &str =
+    "id, display_name, external_id, attributes, version, created_at, updated_at";
+pub(super) const TENANT_COLS: &str =
+    "id, slug, display_name, settings, version, created_at, updated_at";
+pub(super) const TOKEN_COLS: &str =
+    "id, kind, name, token_prefix, created_at, expires_at, last_used_at, revoked_at";
+
+fn json(s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))
+}
+
+pub(super) fn user(r: &AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.try_get("id")?,
+        user_name: r.try_get("user_name")?,
+        external_id: r.try_get("external_id")?,
+        display_name: r.try_get("display_name")?,
+        email: r.try_get("email")?,
+        active: r.try_get::<i64, _>("active")? != 0,
+        attributes: json(&r.try_get::<String, _>("attributes")?)?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn group(r: &AnyRow) -> Result<Group, StoreError> {
+    Ok(Group {
+        id: r.try_get("id")?,
+        display_name: r.try_get("display_name")?,
+        external_id: r.try_get("external_id")?,
+        attributes: json(&r.try_get::<String, _>("attributes")?)?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn member(r: &AnyRow) -> Result<Member, StoreError> {
+    let t: String = r.try_get("member_type")?;
+    Ok(Member {
+        member_id: r.try_get("member_id")?,
+        member_type: MemberType::parse(&t)
+            .ok_or_else(|| StoreError::Corrupt(format!("member_type {t}")))?,
+    })
+}
+
+pub(super) fn tenant(r: &AnyRow, hostnames: Vec<String>) -> Result<Tenant, StoreError> {
+    let slug: String = r.try_get("slug")?;
+    let settings: String = r.try_get("settings")?;
+    Ok(Tenant {
+        id: TenantId(r.try_get("id")?),
+        slug: Slug::parse(&slug).map_err(|_| StoreError::Corrupt(format!("slug {slug}")))?,
+        display_name: r.try_get("display_name")?,
+        hostnames,
+        settings: serde_json::from_str::<TenantSettings>(&settings)
+            .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn token(r: &AnyRow) -> Result<TokenInfo, StoreError> {
+    Ok(TokenInfo {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        name: r.try_get("name")?,
+        prefix: r.try_get("token_prefix")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub(super) fn audit(r: &AnyRow) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        id: r.try_get("id")?,
+        occurred_at: r.try_get("occurred_at")?,
+        actor_type: r.try_get("actor_type")?,
+        actor_id: r.try_get("actor_id")?,
+        action: r.try_get("action")?,
+        target_type: r.try_get("target_type")?,
+        target_id: r.try_get("target_id")?,
+        outcome: r.try_get("outcome")?,
+        request_id: r.try_get("request_id")?,
+    })
+}
+
+pub(super) fn change(r: &AnyRow) -> Result<Change, StoreError> {
+    Ok(Change {
+        seq: r.try_get("seq")?,
+        occurred_at: r.try_get("occurred_at")?,
+        resource_type: r.try_get("resource_type")?,
+        resource_id: r.try_get("resource_id")?,
+        operation: r.try_get("operation")?,
+        resource_version: r.try_get("resource_version")?,
+    })
+}

@@ -1,0 +1,264 @@
+//! SCIM queries (RFC 7644 §3.4.2): filtered, sorted, paged by index or cursor, evaluated in
+//! the database. Tenant extension schemas (RFC 7643 §3.3) are stored here too.
+
+use super::rows::{self, GROUP_COLS, USER_COLS};
+use super::scim_sql::{Bind, Compiler, Table, sort_expr};
+use super::write::{Invalidate, WriteTx};
+use super::{StoreError, StoreResult, TenantStore};
+use crate::model::{Actor, Group, User};
+use scim::filter::{AttrRef, Expr};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, Row};
+use std::sync::Arc;
+
+/// One page request against users or groups.
+#[derive(Clone, Debug, Default)]
+pub struct Search<'a> {
+    pub filter: Option<&'a Expr>,
+    /// The sort attribute and whether descending.
+    pub sort: Option<(&'a AttrRef, bool)>,
+    /// Rows to skip (startIndex − 1).
+    pub offset: i64,
+    /// Rows to return; 0 returns only the total.
+    pub count: i64,
+    /// Cursor pagination (RFC 9865): return rows with an id after this one, in id order.
+    pub after_id: Option<String>,
+}
+
+/// A page of results and the total number of matches.
+#[derive(Clone, Debug)]
+pub struct Found<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments>,
+    binds: &[Bind],
+) -> Query<'q, Any, AnyArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Int(i) => q.bind(*i),
+            Bind::Float(f) => q.bind(*f),
+        };
+    }
+    q
+}
+
+fn bind_scalar<'q>(
+    mut q: sqlx::query::QueryScalar<'q, Any, i64, AnyArguments>,
+    binds: &[Bind],
+) -> sqlx::query::QueryScalar<'q, Any, i64, AnyArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Int(i) => q.bind(*i),
+            Bind::Float(f) => q.bind(*f),
+        };
+    }
+    q
+}
+
+impl TenantStore {
+    pub async fn search_users(&self, s: &Search<'_>) -> StoreResult<Found<User>> {
+        let (rows, total) = self.search(Table::Users, s).await?;
+        Ok(Found {
+            items: rows.iter().map(rows::user).collect::<StoreResult<_>>()?,
+            total,
+        })
+    }
+
+    pub async fn search_groups(&self, s: &Search<'_>) -> StoreResult<Found<Group>> {
+        let (rows, total) = self.search(Table::Groups, s).await?;
+        Ok(Found {
+            items: rows.iter().map(rows::group).collect::<StoreResult<_>>()?,
+            total,
+        })
+    }
+
+    async fn search(
+        &self,
+        table: Table,
+        s: &Search<'_>,
+    ) -> StoreResult<(Vec<sqlx::any::AnyRow>, i64)> {
+        let backend = self.store.backend();
+        let (name, cols) = match table {
+            Table::Users => ("users", USER_COLS),
+            Table::Groups => ("groups", GROUP_COLS),
+        };
+        let mut compiler = Compiler::new(backend, table, 2);
+        let mut cond = String::from("r.tenant_id = $1 AND r.deleted_at IS NULL");
+        if table == Table::Users {
+            // Operators are not visible to provisioning (see provisioning::users).
+            cond.push_str(" AND NOT EXISTS (SELECT 1 FROM user_roles sr WHERE sr.user_id = r.id AND sr.role = 'superadmin')");
+        }
+        if let Some(f) = s.filter {
+            let c = Compiler::new(backend, table, 2)
+                .compile(f)
+                .map_err(|e| StoreError::InvalidQuery(e.0))?;
+            cond.push_str(" AND ");
+            cond.push_str(&c.sql);
+            for b in c.binds {
+                compiler.bind(b);
+            }
+        }
+        let count_binds = compiler_binds(&compiler);
+        let count_sql = format!("SELECT COUNT(*) FROM {name} r WHERE {cond}");
+        if s.count <= 0 {
+            let total: i64 = bind_scalar(
+                sqlx::query_scalar(AssertSqlSafe(count_sql)).bind(self.tid()),
+                &count_binds,
+            )
+            .fetch_one(self.pool())
+            .await?;
+            return Ok((Vec::new(), total));
+        }
+        let mut page_cond = cond.clone();
+        if let Some(after) = &s.after_id {
+            let p = compiler.bind(Bind::Text(after.clone()));
+            page_cond.push_str(&format!(" AND r.id > {p}"));
+        }
+        let order = match s.sort {
+            Some((attr, desc)) if s.after_id.is_none() => {
+                let expr =
+                    sort_expr(backend, table, attr).map_err(|e| StoreError::InvalidQuery(e.0))?;
+                let dir = if desc { "DESC" } else { "ASC" };
+                format!("{expr} {dir} NULLS LAST, r.id {dir}")
+            }
+            _ => "r.id ASC".to_owned(),
+        };
+        let offset_value = if s.after_id.is_some() {
+            0
+        } else {
+            s.offset.max(0)
+        };
+        let limit = compiler.bind(Bind::Int(s.count));
+        let offset = compiler.bind(Bind::Int(offset_value));
+        let binds = compiler.into_binds();
+        let sql = format!(
+            "SELECT {cols} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)).bind(self.tid()), &binds)
+            .fetch_all(self.pool())
+            .await?;
+        // A page that is not full tells the total without counting (the common case of an
+        // identity provider's `userName eq` lookup).
+        let fetched = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let total =
+            if s.after_id.is_none() && fetched < s.count && (fetched > 0 || offset_value == 0) {
+                offset_value + fetched
+            } else {
+                bind_scalar(
+                    sqlx::query_scalar(AssertSqlSafe(count_sql)).bind(self.tid()),
+                    &count_binds,
+                )
+                .fetch_one(self.pool())
+                .await?
+            };
+        Ok((rows, total))
+    }
+
+    /// The tenant's extension schemas, through the cache.
+    pub async fn scim_schemas_cached(
+        &self,
+    ) -> StoreResult<Arc<Vec<(String, bool, serde_json::Value)>>> {
+        let cache = &self.caches().scim_schemas;
+        if let Some(s) = cache.get(&self.tenant_id).await {
+            return Ok(s);
+        }
+        let epoch = cache.epoch();
+        let found = Arc::new(self.scim_schemas().await?);
+        cache
+            .insert_if_fresh(self.tenant_id.clone(), found.clone(), epoch)
+            .await;
+        Ok(found)
+    }
+
+    /// The tenant's extension schemas: (resource type, required, definition JSON).
+    pub async fn scim_schemas(&self) -> StoreResult<Vec<(String, bool, serde_json::Value)>> {
+        let found = sqlx::query(
+            "SELECT resource_type, required, definition FROM scim_schemas WHERE tenant_id = $1 ORDER BY urn",
+        )
+        .bind(self.tid())
+        .fetch_all(self.pool())
+        .await?;
+        found
+            .iter()
+            .map(|r| {
+                let def: String = r.try_get("definition")?;
+                Ok((
+                    r.try_get("resource_type")?,
+                    r.try_get::<i64, _>("required")? != 0,
+                    serde_json::from_str(&def).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Registers (or replaces) an extension schema for a resource type.
+    pub async fn put_scim_schema(
+        &self,
+        actor: &Actor,
+        urn: &str,
+        resource_type: &str,
+        required: bool,
+        definition: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let taken: Vec<String> =
+            sqlx::query_scalar("SELECT urn FROM scim_schemas WHERE tenant_id = $1")
+                .bind(w.tid())
+                .fetch_all(&mut *w.tx)
+                .await?;
+        let existing = taken.iter().find(|u| u.eq_ignore_ascii_case(urn)).cloned();
+        if let Some(old) = existing {
+            sqlx::query("DELETE FROM scim_schemas WHERE tenant_id = $1 AND urn = $2")
+                .bind(w.tid())
+                .bind(old)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO scim_schemas (tenant_id, urn, resource_type, required, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(w.tid())
+        .bind(urn)
+        .bind(resource_type)
+        .bind(i64::from(required))
+        .bind(definition.to_string())
+        .bind(w.now)
+        .execute(&mut *w.tx)
+        .await?;
+        w.changed("Schema", urn, "update", 1, "scim.schema.put");
+        w.invalidate(Invalidate::Schemas);
+        w.commit().await
+    }
+
+    /// Removes an extension schema (stored values under its URN stay in the documents but are
+    /// no longer returned or filterable).
+    pub async fn delete_scim_schema(&self, actor: &Actor, urn: &str) -> StoreResult<()> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let taken: Vec<String> =
+            sqlx::query_scalar("SELECT urn FROM scim_schemas WHERE tenant_id = $1")
+                .bind(w.tid())
+                .fetch_all(&mut *w.tx)
+                .await?;
+        let Some(found) = taken.iter().find(|u| u.eq_ignore_ascii_case(urn)).cloned() else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query("DELETE FROM scim_schemas WHERE tenant_id = $1 AND urn = $2")
+            .bind(w.tid())
+            .bind(&found)
+            .execute(&mut *w.tx)
+            .await?;
+        w.changed("Schema", &found, "delete", 1, "scim.schema.delete");
+        w.invalidate(Invalidate::Schemas);
+        w.commit().await
+    }
+}
+
+fn compiler_binds(c: &Compiler) -> Vec<Bind> {
+    c.binds().to_vec()
+}

@@ -1,0 +1,479 @@
+//! Users of a tenant.
+
+use super::rows::{self, USER_COLS};
+use super::write::{Invalidate, WriteTx};
+use super::{StoreError, StoreResult, TenantStore, dialect, new_id};
+use crate::model::{Actor, NewUser, PageRequest, Paged, User};
+use sqlx::AssertSqlSafe;
+use std::sync::Arc;
+
+/// The case-insensitive form of a userName (RFC 7643 §4.1.1: userName is caseExact=false
+/// and unique), computed in Rust so both backends compare the same bytes.
+pub(crate) fn normalise(s: &str) -> String {
+    s.to_lowercase()
+}
+
+impl TenantStore {
+    /// A user by id, through the cache.
+    #[tracing::instrument(skip(self), fields(tenant = %self.tenant_id))]
+    pub async fn get_user(&self, id: &str) -> StoreResult<Option<Arc<User>>> {
+        let key = (self.tenant_id.clone(), id.to_owned());
+        let cache = &self.caches().users;
+        if let Some(u) = cache.get(&key).await {
+            return Ok(Some(u));
+        }
+        let epoch = cache.epoch();
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(self.tid())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = Arc::new(rows::user(&row)?);
+        cache.insert_if_fresh(key, user.clone(), epoch).await;
+        Ok(Some(user))
+    }
+
+    /// A user by id from the database (not the cache), refreshing the cache.
+    pub async fn get_user_fresh(&self, id: &str) -> StoreResult<Option<Arc<User>>> {
+        self.caches()
+            .users
+            .invalidate(&(self.tenant_id.clone(), id.to_owned()))
+            .await;
+        self.get_user(id).await
+    }
+
+    /// A user by userName, compared case-insensitively.
+    pub async fn find_user_by_user_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND user_name_norm = $2 AND deleted_at IS NULL"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(self.tid())
+            .bind(normalise(user_name))
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    /// A page of users, optionally narrowed by a case-insensitive substring of userName,
+    /// email, display name or externalId. Ordered by id (creation order).
+    pub async fn list_users(
+        &self,
+        page: PageRequest,
+        search: Option<&str>,
+    ) -> StoreResult<Paged<User>> {
+        let pattern = search.map(|s| dialect::contains_pattern(&s.to_lowercase()));
+        let filter = "tenant_id = $1 AND deleted_at IS NULL AND ($2 IS NULL OR user_name_norm LIKE $2 ESCAPE '\\' OR lower(coalesce(email, '')) LIKE $2 ESCAPE '\\' OR lower(coalesce(display_name, '')) LIKE $2 ESCAPE '\\' OR lower(coalesce(external_id, '')) LIKE $2 ESCAPE '\\')";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM users WHERE {filter}"
+        )))
+        .bind(self.tid())
+        .bind(pattern.clone())
+        .fetch_one(self.pool())
+        .await?;
+        let items = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLS} FROM users WHERE {filter} ORDER BY id LIMIT $3 OFFSET $4"
+        )))
+        .bind(self.tid())
+        .bind(pattern)
+        .bind(i64::from(page.limit))
+        .bind(page.offset())
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(rows::user)
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Paged { items, total })
+    }
+
+    /// Creates a user. A userName already taken in this tenant (case-insensitively) is a
+    /// `Conflict { constraint: "users_user_name_key" }`.
+    #[tracing::instrument(skip(self, actor, new), fields(tenant = %self.tenant_id))]
+    pub async fn create_user(&self, actor: &Actor, new: NewUser) -> StoreResult<User> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let id = new_id();
+        let sql = format!(
+            "INSERT INTO users (id, tenant_id, user_name, user_name_norm, external_id, display_name, email, active, attributes, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10) ON CONFLICT (tenant_id, user_name_norm) DO NOTHING RETURNING {USER_COLS}"
+        );
+        let w_now = w.now;
+        let insert = || {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(id.clone())
+                .bind(self.tid())
+                .bind(new.user_name.clone())
+                .bind(normalise(&new.user_name))
+                .bind(new.external_id.clone())
+                .bind(new.display_name.clone())
+                .bind(new.email.as_deref().map(str::to_lowercase))
+                .bind(i64::from(new.active))
+                .bind(attributes_text(&new.attributes))
+                .bind(w_now)
+        };
+        let mut row = insert().fetch_optional(&mut *w.tx).await?;
+        if row.is_none() {
+            // The userName is taken. A soft-deleted user gives way to the new one; a live one
+            // is a conflict.
+            let gone = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND user_name_norm = $2 AND deleted_at IS NOT NULL")
+                .bind(w.tid())
+                .bind(normalise(&new.user_name))
+                .execute(&mut *w.tx)
+                .await?;
+            if gone.rows_affected() == 0 {
+                return Err(StoreError::Conflict {
+                    constraint: "users_user_name_key",
+                });
+            }
+            row = insert().fetch_optional(&mut *w.tx).await?;
+        }
+        let row = row.ok_or(StoreError::Conflict {
+            constraint: "users_user_name_key",
+        })?;
+        let user = rows::user(&row)?;
+        if let Some(hash) = &new.password_hash {
+            store_password(&mut w, &id, hash).await?;
+        }
+        w.changed("User", &id, "create", user.version, "user.create");
+        w.invalidate(Invalidate::User(id));
+        w.commit().await?;
+        Ok(user)
+    }
+
+    /// Creates many users in one transaction (SCIM Bulk imports): multi-row inserts, one
+    /// change-log and audit entry per user. Each user succeeds or fails on its own: a taken
+    /// userName (in the tenant or earlier in the same batch) is that user's `Conflict`.
+    #[tracing::instrument(skip(self, actor, batch), fields(tenant = %self.tenant_id, n = batch.len()))]
+    pub async fn create_users(
+        &self,
+        actor: &Actor,
+        batch: Vec<NewUser>,
+    ) -> StoreResult<Vec<StoreResult<User>>> {
+        const ROWS: usize = 200;
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let mut out: Vec<StoreResult<User>> = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(ROWS) {
+            // Soft-deleted users with these userNames give way, as in `create_user`.
+            let names: Vec<String> = chunk.iter().map(|n| normalise(&n.user_name)).collect();
+            let mut purge = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM users WHERE tenant_id = $1 AND deleted_at IS NOT NULL AND user_name_norm IN ({})",
+                (2..names.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            )))
+            .bind(w.tid());
+            for n in names {
+                purge = purge.bind(n);
+            }
+            purge.execute(&mut *w.tx).await?;
+            let ids: Vec<String> = chunk.iter().map(|_| new_id()).collect();
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 3 + i * 8;
+                    format!(
+                        "(${b}, $1, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 1, $2, $2)",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    )
+                })
+                .collect();
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO users (id, tenant_id, user_name, user_name_norm, external_id, display_name, email, active, attributes, version, created_at, updated_at) VALUES {} ON CONFLICT (tenant_id, user_name_norm) DO NOTHING RETURNING {USER_COLS}",
+                values.join(", ")
+            )))
+            .bind(w.tid())
+            .bind(w.now);
+            for (new, id) in chunk.iter().zip(&ids) {
+                q = q
+                    .bind(id.clone())
+                    .bind(new.user_name.clone())
+                    .bind(normalise(&new.user_name))
+                    .bind(new.external_id.clone())
+                    .bind(new.display_name.clone())
+                    .bind(new.email.as_deref().map(str::to_lowercase))
+                    .bind(i64::from(new.active))
+                    .bind(attributes_text(&new.attributes));
+            }
+            let mut created: std::collections::HashMap<String, User> =
+                std::collections::HashMap::new();
+            for row in q.fetch_all(&mut *w.tx).await? {
+                let u = rows::user(&row)?;
+                created.insert(u.id.clone(), u);
+            }
+            for (new, id) in chunk.iter().zip(ids) {
+                match created.remove(&id) {
+                    Some(user) => {
+                        if let Some(hash) = &new.password_hash {
+                            store_password(&mut w, &id, hash).await?;
+                        }
+                        w.changed("User", &id, "create", user.version, "user.create");
+                        w.invalidate(Invalidate::User(id));
+                        out.push(Ok(user));
+                    }
+                    None => out.push(Err(StoreError::Conflict {
+                        constraint: "users_user_name_key",
+                    })),
+                }
+            }
+        }
+        w.commit().await?;
+        Ok(out)
+    }
+
+    /// Replaces a user's stored fields. With `if_version`, refuses (`VersionMismatch`) when
+    /// the stored version differs: the basis of ETag preconditions (RFC 7644 §3.14).
+    #[tracing::instrument(skip(self, actor, new), fields(tenant = %self.tenant_id))]
+    pub async fn replace_user(
+        &self,
+        actor: &Actor,
+        id: &str,
+        new: NewUser,
+        if_version: Option<i64>,
+    ) -> StoreResult<User> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let sql = format!(
+            "UPDATE users SET user_name = $3, user_name_norm = $4, external_id = $5, display_name = $6, email = $7, active = $8, attributes = $9, version = version + 1, updated_at = $10 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND ($11 IS NULL OR version = $11) RETURNING {USER_COLS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(w.tid())
+            .bind(id)
+            .bind(&new.user_name)
+            .bind(normalise(&new.user_name))
+            .bind(&new.external_id)
+            .bind(&new.display_name)
+            .bind(new.email.as_deref().map(str::to_lowercase))
+            .bind(i64::from(new.active))
+            .bind(attributes_text(&new.attributes))
+            .bind(w.now)
+            .bind(if_version)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(self.missing_or_mismatch(&mut w, id, if_version).await);
+        };
+        let user = rows::user(&row)?;
+        if let Some(hash) = &new.password_hash {
+            store_password(&mut w, id, hash).await?;
+        }
+        w.changed("User", id, "update", user.version, "user.update");
+        w.invalidate(Invalidate::User(id.to_owned()));
+        w.commit().await?;
+        Ok(user)
+    }
+
+    /// Deletes a user and its group memberships.
+    pub async fn delete_user(
+        &self,
+        actor: &Actor,
+        id: &str,
+        if_version: Option<i64>,
+    ) -> StoreResult<()> {
+        self.delete_user_as(actor, id, if_version, false).await
+    }
+
+    /// Deletes a user and its group memberships; with `soft`, the user is kept but
+    /// deactivated and hidden (the tenant's soft-delete setting).
+    #[tracing::instrument(skip(self, actor), fields(tenant = %self.tenant_id))]
+    pub async fn delete_user_as(
+        &self,
+        actor: &Actor,
+        id: &str,
+        if_version: Option<i64>,
+        soft: bool,
+    ) -> StoreResult<()> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let sql = if soft {
+            "UPDATE users SET deleted_at = $4, active = 0, version = version + 1, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR version = $3) RETURNING version - 1"
+        } else {
+            "DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR version = $3) RETURNING version"
+        };
+        let version: Option<i64> = sqlx::query_scalar(sql)
+            .bind(w.tid())
+            .bind(id)
+            .bind(if_version)
+            .bind(w.now)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        let Some(version) = version else {
+            return Err(self.missing_or_mismatch(&mut w, id, if_version).await);
+        };
+        let groups: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2 RETURNING group_id",
+        )
+        .bind(w.tid())
+        .bind(id)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        super::groups::bump_groups(&mut w, &groups).await?;
+        w.invalidate(Invalidate::Memberships(vec![id.to_owned()]));
+        w.changed("User", id, "delete", version + 1, "user.delete");
+        w.invalidate(Invalidate::User(id.to_owned()));
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Tells apart "no such user" and "the version precondition failed" after a guarded
+    /// statement matched no row.
+    async fn missing_or_mismatch(
+        &self,
+        w: &mut WriteTx,
+        id: &str,
+        if_version: Option<i64>,
+    ) -> StoreError {
+        if if_version.is_none() {
+            return StoreError::NotFound;
+        }
+        let exists: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT version FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(w.tid())
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await;
+        match exists {
+            Ok(Some(_)) => StoreError::VersionMismatch,
+            Ok(None) => StoreError::NotFound,
+            Err(e) => StoreError::Db(e),
+        }
+    }
+
+    /// Stores (or replaces) a user's password hash (argon2id PHC string, hashed by the caller).
+    pub async fn set_password_hash(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        hash: &str,
+    ) -> StoreResult<()> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(w.tid())
+        .bind(user_id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        store_password(&mut w, user_id, hash).await?;
+        w.audit(
+            "user.password.set",
+            "User",
+            user_id,
+            serde_json::Value::Null,
+        );
+        w.commit().await
+    }
+
+    /// The stored password hash of a user, if any.
+    pub async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT secret FROM credentials WHERE tenant_id = $1 AND user_id = $2 AND kind = 'password'",
+        )
+        .bind(self.tid())
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Grants a role to a user (idempotent).
+    pub async fn grant_role(&self, actor: &Actor, user_id: &str, role: &str) -> StoreResult<()> {
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(w.tid())
+        .bind(user_id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "INSERT INTO user_roles (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (user_id, role) DO NOTHING",
+        )
+        .bind(w.tid())
+        .bind(user_id)
+        .bind(role)
+        .execute(&mut *w.tx)
+        .await?;
+        w.audit(
+            "user.role.grant",
+            "User",
+            user_id,
+            serde_json::json!({ "role": role }),
+        );
+        w.invalidate(Invalidate::Roles);
+        w.commit().await
+    }
+
+    /// Ids of this tenant's users holding `superadmin`, through the cache.
+    pub async fn operator_ids(&self) -> StoreResult<Arc<std::collections::HashSet<String>>> {
+        let cache = &self.caches().operators;
+        if let Some(ids) = cache.get(&self.tenant_id).await {
+            return Ok(ids);
+        }
+        let epoch = cache.epoch();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM user_roles WHERE tenant_id = $1 AND role = 'superadmin'",
+        )
+        .bind(self.tid())
+        .fetch_all(self.pool())
+        .await?;
+        let ids = Arc::new(ids.into_iter().collect::<std::collections::HashSet<_>>());
+        cache
+            .insert_if_fresh(self.tenant_id.clone(), ids.clone(), epoch)
+            .await;
+        Ok(ids)
+    }
+
+    /// The roles granted to a user directly.
+    pub async fn user_roles(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT role FROM user_roles WHERE tenant_id = $1 AND user_id = $2 ORDER BY role",
+        )
+        .bind(self.tid())
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// How many users of this tenant hold `role`.
+    pub async fn count_role_holders(&self, role: &str) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM user_roles WHERE tenant_id = $1 AND role = $2",
+            )
+            .bind(self.tid())
+            .bind(role)
+            .fetch_one(self.pool())
+            .await?,
+        )
+    }
+}
+
+async fn store_password(w: &mut WriteTx, user_id: &str, hash: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO credentials (tenant_id, user_id, kind, secret, created_at, updated_at) VALUES ($1, $2, 'password', $3, $4, $4) ON CONFLICT (user_id, kind) DO UPDATE SET secret = excluded.secret, updated_at = excluded.updated_at",
+    )
+    .bind(w.tid())
+    .bind(user_id)
+    .bind(hash)
+    .bind(w.now)
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) fn attributes_text(v: &serde_json::Value) -> String {
+    if v.is_null() {
+        "{}".to_owned()
+    } else {
+        v.to_string()
+    }
+}

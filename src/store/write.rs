@@ -1,0 +1,361 @@
+//! One write = one transaction that also appends to the tenant's change log and audit trail.
+//!
+//! A [`WriteTx`] collects the change-log entries, audit records and cache invalidations of a
+//! write while the caller runs its statements, then on [`WriteTx::commit`] numbers the changes,
+//! appends the rows, commits, and only then invalidates the caches (so nothing is announced or
+//! evicted for a write that did not commit). Numbering: SQLite bumps the tenant's counter (one
+//! writer at a time, so numbers are gap-free and commit in order); PostgreSQL takes numbers from
+//! a sequence, so writers of a tenant never queue on its row (numbers increase but may have gaps
+//! and commit out of order; see `migrations/postgres/20261123000003_change_seq.sql`).
+
+use super::{Store, StoreError, StoreResult, new_id};
+use crate::model::{Actor, TenantId, now_micros};
+use sqlx::{Any, Transaction};
+
+/// Rows per multi-row INSERT of change-log and audit entries.
+const ROWS_PER_INSERT: usize = 100;
+
+pub(super) enum Invalidate {
+    User(String),
+    Group(String),
+    Token(String),
+    Tenant,
+    Hosts,
+    Schemas,
+    /// The cached group memberships of these members.
+    Memberships(Vec<String>),
+    /// Every cached group membership of the tenant (nested groups or a group's name changed).
+    AllMemberships,
+    /// The tenant's cached role holders.
+    Roles,
+}
+
+struct Audit {
+    action: &'static str,
+    target_type: &'static str,
+    target_id: String,
+    details: serde_json::Value,
+}
+
+struct ChangeEntry {
+    resource_type: &'static str,
+    resource_id: String,
+    operation: &'static str,
+    version: i64,
+}
+
+pub(super) struct WriteTx {
+    pub(super) tx: Transaction<'static, Any>,
+    store: Store,
+    tenant_id: TenantId,
+    actor: Actor,
+    changes: Vec<ChangeEntry>,
+    audits: Vec<Audit>,
+    invalidations: Vec<Invalidate>,
+    pub(super) now: i64,
+    /// SQLite: this node's write turn (see `Store::writer`), held until commit or drop.
+    writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(super) async fn begin(
+        store: &Store,
+        tenant_id: &TenantId,
+        actor: &Actor,
+    ) -> StoreResult<Self> {
+        let writer = match store.backend() {
+            super::dialect::Backend::Sqlite => Some(store.writer().lock_owned().await),
+            super::dialect::Backend::Postgres => None,
+        };
+        let tx = store
+            .pool()
+            .begin_with(store.backend().begin_write())
+            .await
+            .map_err(StoreError::Db)?;
+        Ok(Self {
+            writer,
+            tx,
+            store: store.clone(),
+            tenant_id: tenant_id.clone(),
+            actor: actor.clone(),
+            changes: Vec::new(),
+            audits: Vec::new(),
+            invalidations: Vec::new(),
+            now: now_micros(),
+        })
+    }
+
+    pub(super) fn tid(&self) -> String {
+        self.tenant_id.0.clone()
+    }
+
+    /// Records a change-log entry (and the matching audit record) for this write.
+    pub(super) fn changed(
+        &mut self,
+        resource_type: &'static str,
+        resource_id: &str,
+        operation: &'static str,
+        version: i64,
+        action: &'static str,
+    ) {
+        self.changes.push(ChangeEntry {
+            resource_type,
+            resource_id: resource_id.to_owned(),
+            operation,
+            version,
+        });
+        self.audit(action, resource_type, resource_id, serde_json::Value::Null);
+    }
+
+    /// Records an audit entry without a change-log entry (e.g. a token issued).
+    pub(super) fn audit(
+        &mut self,
+        action: &'static str,
+        target_type: &'static str,
+        target_id: &str,
+        details: serde_json::Value,
+    ) {
+        self.audits.push(Audit {
+            action,
+            target_type,
+            target_id: target_id.to_owned(),
+            details,
+        });
+    }
+
+    pub(super) fn invalidate(&mut self, what: Invalidate) {
+        self.invalidations.push(what);
+    }
+
+    pub(super) async fn commit(mut self) -> StoreResult<()> {
+        let tid = self.tid();
+        if self.store.backend() == super::dialect::Backend::Postgres
+            && self.changes.len() == 1
+            && self.audits.len() == 1
+        {
+            // The common write (one change, one audit record) in one round trip: sequence,
+            // change-log row and audit row through data-modifying CTEs (PostgreSQL only;
+            // SQLite runs in-process, where separate statements cost next to nothing).
+            self.commit_one_pg(&tid).await?;
+        } else {
+            self.commit_general(&tid).await?;
+        }
+        let WriteTx {
+            tx,
+            store,
+            tenant_id,
+            invalidations,
+            writer,
+            ..
+        } = self;
+        tx.commit().await?;
+        drop(writer);
+        invalidate_caches(&store, &tenant_id, invalidations).await;
+        Ok(())
+    }
+
+    async fn commit_one_pg(&mut self, tid: &str) -> StoreResult<()> {
+        let (Some(c), Some(a)) = (self.changes.first(), self.audits.first()) else {
+            return Ok(());
+        };
+        let details = if a.details.is_null() {
+            "{}".to_owned()
+        } else {
+            a.details.to_string()
+        };
+        let done = sqlx::query(
+            "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq) \
+             INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
+             SELECT $7, $1, $2, $8, $9, $10, $11, $12, 'success', $13, $14, $15, $16 FROM c",
+        )
+        .bind(tid)
+        .bind(self.now)
+        .bind(c.resource_type)
+        .bind(&c.resource_id)
+        .bind(c.operation)
+        .bind(c.version)
+        .bind(new_id())
+        .bind(&self.actor.actor_type)
+        .bind(&self.actor.actor_id)
+        .bind(a.action)
+        .bind(a.target_type)
+        .bind(&a.target_id)
+        .bind(&self.actor.ip)
+        .bind(&self.actor.user_agent)
+        .bind(&self.actor.request_id)
+        .bind(details)
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    async fn commit_general(&mut self, tid: &str) -> StoreResult<()> {
+        let tid = tid.to_owned();
+        if !self.changes.is_empty() {
+            let n = i64::try_from(self.changes.len()).unwrap_or(i64::MAX);
+            // Sequence numbers: see migrations/*/20261123000003_change_seq.sql.
+            let seqs: Vec<i64> = match self.store.backend() {
+                super::dialect::Backend::Sqlite => {
+                    let last: i64 = sqlx::query_scalar(
+                        "UPDATE tenants SET change_seq = change_seq + $2 WHERE id = $1 RETURNING change_seq",
+                    )
+                    .bind(&tid)
+                    .bind(n)
+                    .fetch_optional(&mut *self.tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                    (last - n + 1..=last).collect()
+                }
+                super::dialect::Backend::Postgres => {
+                    sqlx::query_scalar(
+                        "SELECT nextval('change_log_seq') FROM generate_series(1, $1)",
+                    )
+                    .bind(n)
+                    .fetch_all(&mut *self.tx)
+                    .await?
+                }
+            };
+            let rows: Vec<(&ChangeEntry, i64)> = self.changes.iter().zip(seqs).collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let b = 3 + i * 5;
+                        format!(
+                            "($1, ${b}, $2, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4
+                        )
+                    })
+                    .collect();
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES {}",
+                    values.join(", ")
+                )))
+                .bind(tid.clone())
+                .bind(self.now);
+                for (c, seq) in chunk {
+                    q = q
+                        .bind(*seq)
+                        .bind(c.resource_type)
+                        .bind(c.resource_id.clone())
+                        .bind(c.operation)
+                        .bind(c.version);
+                }
+                q.execute(&mut *self.tx).await?;
+            }
+        }
+        for chunk in self.audits.chunks(ROWS_PER_INSERT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 8 + i * 5;
+                    format!(
+                        "(${b}, $1, $2, $3, $4, ${}, ${}, ${}, 'success', $5, $6, $7, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4
+                    )
+                })
+                .collect();
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) VALUES {}",
+                values.join(", ")
+            )))
+            .bind(tid.clone())
+            .bind(self.now)
+            .bind(self.actor.actor_type.clone())
+            .bind(self.actor.actor_id.clone())
+            .bind(self.actor.ip.clone())
+            .bind(self.actor.user_agent.clone())
+            .bind(self.actor.request_id.clone());
+            for a in chunk {
+                let details = if a.details.is_null() {
+                    "{}".to_owned()
+                } else {
+                    a.details.to_string()
+                };
+                q = q
+                    .bind(new_id())
+                    .bind(a.action)
+                    .bind(a.target_type)
+                    .bind(a.target_id.clone())
+                    .bind(details);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Drops every cache entry a committed write touched.
+async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: Vec<Invalidate>) {
+    {
+        let caches = store.caches();
+        for inv in invalidations {
+            match inv {
+                Invalidate::User(id) => caches.users.invalidate(&(tenant_id.clone(), id)).await,
+                Invalidate::Group(id) => {
+                    caches.groups.invalidate(&(tenant_id.clone(), id)).await;
+                }
+                Invalidate::Token(hash) => caches.tokens.invalidate(&hash).await,
+                Invalidate::Tenant => caches.tenants.invalidate(tenant_id).await,
+                Invalidate::Hosts => caches.hosts.invalidate_all(),
+                Invalidate::Schemas => caches.scim_schemas.invalidate(tenant_id).await,
+                Invalidate::Memberships(ids) => {
+                    for id in ids {
+                        caches
+                            .memberships
+                            .invalidate(&(tenant_id.clone(), id))
+                            .await;
+                    }
+                }
+                Invalidate::AllMemberships => caches.memberships.invalidate_all(),
+                Invalidate::Roles => caches.operators.invalidate(tenant_id).await,
+            }
+        }
+    }
+}
+
+/// Appends one audit row (inside a write, or alone for outcomes that change nothing).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_audit(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    actor: &Actor,
+    action: &str,
+    outcome: &str,
+    target: Option<(&str, &str)>,
+    details: &serde_json::Value,
+    now: i64,
+) -> StoreResult<()> {
+    let details = if details.is_null() {
+        "{}".to_owned()
+    } else {
+        details.to_string()
+    };
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(new_id())
+    .bind(tenant_id)
+    .bind(now)
+    .bind(&actor.actor_type)
+    .bind(&actor.actor_id)
+    .bind(action)
+    .bind(target.map(|t| t.0.to_owned()))
+    .bind(target.map(|t| t.1.to_owned()))
+    .bind(outcome)
+    .bind(&actor.ip)
+    .bind(&actor.user_agent)
+    .bind(&actor.request_id)
+    .bind(details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

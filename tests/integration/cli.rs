@@ -1,0 +1,464 @@
+//! The `idhub` binary as an operator uses it.
+
+use crate::backend_tests;
+use crate::harness::{Backend, TestDb};
+use crate::store_isolation::open;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_idhub");
+
+fn idhub(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("IDHUB_DATABASE_URL")
+        .env_remove("IDHUB_ADMIN_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = text(&idhub(dir.path(), &[], &["--help"]));
+    for sub in [
+        "serve",
+        "migrate",
+        "tenant",
+        "admin",
+        "scim-token",
+        "config",
+        "openapi",
+    ] {
+        assert!(out.contains(sub), "--help lacks {sub}: {out}");
+    }
+    let (out, _) = text(&idhub(dir.path(), &[], &["tenant", "--help"]));
+    for sub in ["create", "list", "show", "update"] {
+        assert!(out.contains(sub), "tenant --help lacks {sub}");
+    }
+    let (out, _) = text(&idhub(dir.path(), &[], &["scim-token", "--help"]));
+    for sub in ["create", "list", "revoke"] {
+        assert!(out.contains(sub), "scim-token --help lacks {sub}");
+    }
+    let o = idhub(dir.path(), &[], &["--version"]);
+    assert!(o.status.success());
+    assert_eq!(
+        text(&o).0.trim(),
+        format!("idhub {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn malformed_configuration_names_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = idhub(
+        dir.path(),
+        &[("IDHUB_DATABASE_MAX_CONNECTIONS", "lots")],
+        &["config", "check"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("`database_max_connections`")
+            && err.contains("IDHUB_DATABASE_MAX_CONNECTIONS"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("idhub.toml"),
+        "listen = \"not an address\"\n",
+    )
+    .unwrap();
+    let o = idhub(dir.path(), &[], &["serve"]);
+    assert_eq!(o.status.code(), Some(2));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("`listen`") && err.contains("idhub.toml"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("idhub.toml"), "listne = \"127.0.0.1:1\"\n").unwrap();
+    let o = idhub(dir.path(), &[], &["migrate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("`listne`"));
+
+    std::fs::write(dir.path().join("idhub.toml"), "this is = = not toml\n").unwrap();
+    let o = idhub(dir.path(), &[], &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = idhub(
+        dir.path(),
+        &[],
+        &["--config", "/nonexistent/idhub.toml", "config", "check"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn config_check_shows_sources_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = idhub(
+        dir.path(),
+        &[
+            (
+                "IDHUB_DATABASE_URL",
+                "postgres://app:s3cr3t-pw@db.internal:5432/idhub",
+            ),
+            ("IDHUB_ADMIN_PASSWORD", "very-secret-admin-pw"),
+        ],
+        &["config", "check", "--log-format", "json"],
+    );
+    assert!(o.status.success());
+    let (out, err) = text(&o);
+    assert!(!out.contains("s3cr3t") && !err.contains("s3cr3t"), "{out}");
+    assert!(
+        !out.contains("very-secret") && !err.contains("very-secret"),
+        "{out}"
+    );
+    assert!(
+        out.contains("postgres://app:<redacted>@db.internal:5432/idhub"),
+        "{out}"
+    );
+    assert!(out.contains("IDHUB_DATABASE_URL"), "{out}");
+    assert!(out.contains("--log-format"), "{out}");
+    assert!(out.contains("configuration OK"));
+}
+
+#[test]
+fn unreachable_database_fails_clearly_without_leaking_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "IDHUB_DATABASE_URL",
+            "postgres://postgres:pw-do-not-print@127.0.0.1:1/nothing",
+        ),
+        ("IDHUB_DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
+        ("IDHUB_LISTEN", "127.0.0.1:0"),
+    ];
+    for args in [&["serve"][..], &["migrate"][..]] {
+        let o = idhub(dir.path(), &env, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let (out, err) = text(&o);
+        assert!(
+            err.contains(
+                "cannot open the database at postgres://postgres:<redacted>@127.0.0.1:1/nothing"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("pw-do-not-print") && !out.contains("pw-do-not-print"));
+    }
+}
+
+#[test]
+fn serve_prints_where_to_go_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("IDHUB_DATABASE_URL")
+        .env_remove("IDHUB_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("Sign in");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let banner = banner.join("\n");
+    assert!(
+        dir.path().join("data/idhub.db").exists(),
+        "SQLite file under ./data/"
+    );
+    let addr = banner
+        .split("listening on http://")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        banner.contains("/swagger") && banner.contains("/health/ready"),
+        "{banner}"
+    );
+    let password = banner
+        .split("password:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(password.len(), 24);
+
+    // The printed credentials work.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let auth = base64_basic("admin", &password);
+    write!(s, "GET /api/v1/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    // A request in flight when SIGTERM arrives still gets its answer.
+    let mut inflight = std::net::TcpStream::connect(&addr).unwrap();
+    write!(inflight, "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n").unwrap();
+    inflight.flush().unwrap();
+    // Wait until the server has the request (it answers a probe on another connection).
+    let mut probe = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        probe,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut p = String::new();
+    probe.read_to_string(&mut p).unwrap();
+    assert!(p.starts_with("HTTP/1.1 200"));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    write!(inflight, "0\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    inflight.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 405"),
+        "in-flight request lost: {resp:?}"
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // Second start: the administrator exists, no password is printed again.
+    let o = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["tenant", "list"])
+        .env_remove("IDHUB_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("default"));
+}
+
+#[test]
+fn json_logs_carry_the_request_id_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env_remove("IDHUB_DATABASE_URL")
+        .env("IDHUB_ADMIN_PASSWORD", "json-log-secret-pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("listening on http://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: log-check-1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.contains("x-request-id: log-check-1"), "{resp}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let line = err
+        .lines()
+        .find(|l| l.contains("log-check-1"))
+        .unwrap_or_else(|| panic!("no log line with the request id: {err}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["span"]["request_id"], "log-check-1", "{line}");
+    assert_eq!(v["fields"]["status"], 200, "{line}");
+    assert!(!err.contains("json-log-secret-pw"));
+}
+
+fn base64_basic(user: &str, pw: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+}
+
+backend_tests!(operator_manages_tenants_admins_and_scim_tokens);
+
+async fn operator_manages_tenants_admins_and_scim_tokens(b: Backend) {
+    let db = TestDb::new(&b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("IDHUB_DATABASE_URL", db.url.as_str())];
+    let run = |args: &[&str]| {
+        let o = idhub(dir.path(), &env, args);
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let (code, out, _) = run(&["migrate"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("migrations applied"));
+
+    let (code, out, err) = run(&[
+        "tenant",
+        "create",
+        "--slug",
+        "acme",
+        "--display-name",
+        "Acme",
+        "--hostname",
+        "sso.acme.test",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("sso.acme.test"));
+    let (code, _, err) = run(&[
+        "tenant",
+        "create",
+        "--slug",
+        "acme",
+        "--display-name",
+        "Again",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already taken"), "{err}");
+    let (code, _, err) = run(&[
+        "tenant",
+        "create",
+        "--slug",
+        "Not Valid",
+        "--display-name",
+        "x",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+
+    let (code, out, _) = run(&[
+        "tenant",
+        "update",
+        "acme",
+        "--display-name",
+        "Acme Corp",
+        "--scim-profile",
+        "entra",
+        "--hostname",
+        "login.acme.test",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("Acme Corp")
+            && out.contains("login.acme.test")
+            && !out.contains("sso.acme.test"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["tenant", "show", "acme"]);
+    assert!(out.contains("\"scim_profile\":\"entra\""), "{out}");
+    let (_, out, _) = run(&["tenant", "list"]);
+    assert!(out.contains("acme") && out.contains("Acme Corp"));
+    let (code, _, err) = run(&["tenant", "show", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no tenant"));
+
+    let (code, out, _) = run(&[
+        "scim-token",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Okta prod",
+        "--expires-in-days",
+        "30",
+    ]);
+    assert_eq!(code, Some(0));
+    let secret = out
+        .lines()
+        .find(|l| l.starts_with("idh_scim_"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token id: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (_, listed, _) = run(&["scim-token", "list", "--tenant", "acme"]);
+    assert!(listed.contains("Okta prod") && listed.contains("active") && !listed.contains(&secret));
+
+    let store = open(&db).await;
+    let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .authenticate_token(&secret)
+            .await
+            .unwrap()
+            .unwrap()
+            .principal
+            .tenant_id,
+        acme.id
+    );
+
+    let (code, out, _) = run(&["scim-token", "revoke", "--tenant", "acme", &id]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, listed, _) = run(&["scim-token", "list", "--tenant", "acme"]);
+    assert!(listed.contains("revoked"));
+    // A fresh store (no cache) sees the revocation.
+    let fresh = open(&db).await;
+    assert!(fresh.authenticate_token(&secret).await.unwrap().is_none());
+    // Revoking through another tenant is refused.
+    let (code, _, err) = run(&["scim-token", "revoke", "--tenant", "default", &id]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no token") || err.contains("no tenant"),
+        "{err}"
+    );
+
+    let o = idhub(
+        dir.path(),
+        &[
+            ("IDHUB_DATABASE_URL", db.url.as_str()),
+            ("IDHUB_ADMIN_PASSWORD", "operator-password-2"),
+        ],
+        &["admin", "create", "--username", "ops", "--tenant", "acme"],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!text(&o).0.contains("operator-password-2"));
+    let ts = fresh.tenant(acme.id.clone());
+    let ops = ts.find_user_by_user_name("ops").await.unwrap().unwrap();
+    assert_eq!(ts.user_roles(&ops.id).await.unwrap(), ["admin"]);
+    let hash = ts.password_hash(&ops.id).await.unwrap().unwrap();
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(
+        idhub::auth::password::verify("operator-password-2".into(), Some(hash))
+            .await
+            .unwrap()
+    );
+    store.close().await;
+    fresh.close().await;
+}
