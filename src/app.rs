@@ -15,4 +15,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub default_tenant: TenantId,
     pub started: Instant,
+    /// JWT signing keys and the verified-token cache.
+    pub keys: Arc<crate::auth::jwt::KeyRing>,
+    /// Rate limits of the authentication endpoints.
+    pub limiter: Arc<crate::auth::ratelimit::RateLimiter>,
 }

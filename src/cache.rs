@@ -135,6 +135,9 @@ fn doc_weight(v: &serde_json::Value) -> u32 {
     u32::try_from(text.saturating_mul(4).saturating_add(512)).unwrap_or(u32::MAX)
 }
 
+/// A user's effective roles and the permissions they grant.
+pub type Held = (Vec<String>, crate::auth::rbac::PermSet);
+
 /// The per-node caches. Cross-node invalidation builds on the change log (see README).
 pub struct Caches {
     /// SHA-256 of a bearer token → the principal it authenticates.
@@ -153,6 +156,10 @@ pub struct Caches {
     pub operators: Slot<TenantId, Arc<std::collections::HashSet<String>>>,
     /// Tenant → its SCIM extension schemas (resource type, required, definition).
     pub scim_schemas: Slot<TenantId, Arc<Vec<StoredSchema>>>,
+    /// Session id → session (revocation invalidates).
+    pub sessions: Slot<String, Arc<crate::store::Session>>,
+    /// (tenant, user id) → (effective roles, permissions).
+    pub permissions: Slot<(TenantId, String), Arc<Held>>,
 }
 
 impl Caches {
@@ -185,6 +192,8 @@ impl Caches {
                 metrics,
             ),
             operators: Slot::new("operators", small, cfg.ttl, metrics),
+            sessions: Slot::new("sessions", cfg.max_entries, cfg.ttl, metrics),
+            permissions: Slot::new("permissions", cfg.max_entries, cfg.ttl, metrics),
         }
     }
 }

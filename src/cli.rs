@@ -341,7 +341,11 @@ impl CmdError {
 
 async fn open(config: &Config) -> Result<Store, CmdError> {
     let metrics = Metrics::new().map_err(|e| CmdError::Other(e.to_string()))?;
-    Ok(startup::open_store(config, &metrics).await?)
+    let store = startup::open_store(config, &metrics).await?;
+    if let Some(t) = store.tenant_by_slug(&config.default_tenant).await? {
+        store.set_default_tenant(t.id);
+    }
+    Ok(store)
 }
 
 async fn tenant_by_slug(store: &Store, slug: &str) -> Result<Tenant, CmdError> {

@@ -67,6 +67,12 @@ pub struct Config {
     pub cache_budget_bytes: u64,
     pub admin_username: String,
     pub admin_password: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub session_ttl: Duration,
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    pub auth_rate_per_ip: u32,
+    pub auth_rate_per_account: u32,
 }
 
 /// Where a value came from, for error messages and `config check`.
@@ -212,6 +218,42 @@ const KEYS: &[KeyDef] = &[
         default: "",
         secret: true,
         help: "bootstrap administrator's password (random if unset)",
+    },
+    KeyDef {
+        key: "access_token_ttl_secs",
+        default: "900",
+        secret: false,
+        help: "lifetime of REST access tokens (JWT), 60-86400",
+    },
+    KeyDef {
+        key: "session_ttl_secs",
+        default: "1209600",
+        secret: false,
+        help: "lifetime of a sign-in session (its refresh tokens)",
+    },
+    KeyDef {
+        key: "lockout_threshold",
+        default: "5",
+        secret: false,
+        help: "failed logins that lock an account",
+    },
+    KeyDef {
+        key: "lockout_secs",
+        default: "900",
+        secret: false,
+        help: "how long a locked account stays locked",
+    },
+    KeyDef {
+        key: "auth_rate_per_ip",
+        default: "60",
+        secret: false,
+        help: "auth requests per minute from one IP address",
+    },
+    KeyDef {
+        key: "auth_rate_per_account",
+        default: "20",
+        secret: false,
+        help: "login attempts per minute for one account",
     },
 ];
 
@@ -420,6 +462,21 @@ impl Layers {
                 .saturating_mul(1024 * 1024),
             admin_username,
             admin_password,
+            access_token_ttl: {
+                let secs = self.positive("access_token_ttl_secs")?;
+                if !(60..=86_400).contains(&secs) {
+                    return Err(self.invalid("access_token_ttl_secs", "must be 60-86400"));
+                }
+                Duration::from_secs(secs)
+            },
+            session_ttl: Duration::from_secs(self.positive("session_ttl_secs")?),
+            lockout_threshold: u32::try_from(self.positive("lockout_threshold")?)
+                .map_err(|_| self.invalid("lockout_threshold", "too large"))?,
+            lockout_duration: Duration::from_secs(self.positive("lockout_secs")?),
+            auth_rate_per_ip: u32::try_from(self.positive("auth_rate_per_ip")?)
+                .map_err(|_| self.invalid("auth_rate_per_ip", "too large"))?,
+            auth_rate_per_account: u32::try_from(self.positive("auth_rate_per_account")?)
+                .map_err(|_| self.invalid("auth_rate_per_account", "too large"))?,
         })
     }
 

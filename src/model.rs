@@ -289,6 +289,10 @@ pub struct TokenInfo {
     pub expires_at: Option<Micros>,
     pub last_used_at: Option<Micros>,
     pub revoked_at: Option<Micros>,
+    /// API keys: the user the key acts as.
+    pub user_id: Option<String>,
+    /// API keys: the permissions the key is limited to.
+    pub permissions: Vec<String>,
 }
 
 /// Who a credential says the caller is. Always carries its tenant.
@@ -302,6 +306,12 @@ pub struct Principal {
 pub enum PrincipalKind {
     /// A SCIM bearer token (RFC 7644 §2): tenant-wide provisioning rights, not bound to a user.
     ScimToken { token_id: String },
+    /// An API key / personal access token: acts as `user_id`, limited to `permissions`.
+    ApiKey {
+        token_id: String,
+        user_id: String,
+        permissions: Vec<String>,
+    },
     /// An administrator signed in with a password.
     Admin {
         user_id: String,
@@ -376,7 +386,10 @@ pub struct AuditEvent {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    pub details: serde_json::Value,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

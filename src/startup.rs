@@ -1,6 +1,8 @@
 //! Opening the store, first-start bootstrap, and serving HTTP with graceful shutdown.
 
 use crate::app::AppState;
+use crate::auth::jwt::KeyRing;
+use crate::auth::ratelimit::RateLimiter;
 use crate::auth::{self, password};
 use crate::cache::CacheConfig;
 use crate::config::{Config, redact_url};
@@ -59,6 +61,15 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Store, Sta
 
 /// The default tenant, created when missing (two nodes racing here both end up with it).
 pub async fn ensure_default_tenant(store: &Store, config: &Config) -> Result<Tenant, StartupError> {
+    let t = find_or_create_default_tenant(store, config).await?;
+    store.set_default_tenant(t.id.clone());
+    Ok(t)
+}
+
+async fn find_or_create_default_tenant(
+    store: &Store,
+    config: &Config,
+) -> Result<Tenant, StartupError> {
     let slug =
         Slug::parse(&config.default_tenant).map_err(|e| StartupError::Bootstrap(e.to_string()))?;
     if let Some(t) = store
@@ -150,6 +161,24 @@ pub async fn ensure_bootstrap_admin(
     }))
 }
 
+/// Re-reads the signing keys every minute, so a rotation made through another node is
+/// picked up for signing (verification also reloads on an unknown key id). Stops when the
+/// key ring is dropped.
+fn spawn_key_reload(keys: &Arc<KeyRing>) {
+    let weak = Arc::downgrade(keys);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(keys) = weak.upgrade() else { return };
+            if let Err(e) = keys.reload().await {
+                tracing::warn!(error = %e, "cannot reload signing keys");
+            }
+        }
+    });
+}
+
 /// A built, bound, not yet running server.
 pub struct Application {
     pub state: AppState,
@@ -182,12 +211,22 @@ impl Application {
             // An ephemeral port: links must name the port actually bound.
             config.public_url = format!("http://{addr}");
         }
+        let keys = KeyRing::load(
+            store.clone(),
+            config.public_url.clone(),
+            config.access_token_ttl,
+        )
+        .await
+        .map_err(|e| StartupError::Bootstrap(format!("signing keys: {e}")))?;
+        spawn_key_reload(&keys);
         let state = AppState {
             config: Arc::new(config),
             store,
             metrics,
             default_tenant: tenant.id,
             started: Instant::now(),
+            keys,
+            limiter: Arc::new(RateLimiter::new()),
         };
         Ok(Self {
             state,

@@ -55,6 +55,15 @@ pub enum ApiError {
     /// Well-formed but semantically invalid input.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// Too many requests; retry after the given number of seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        #[oai(header = "Retry-After")] u64,
+        #[oai(header = "X-RateLimit-Limit")] u32,
+        #[oai(header = "X-RateLimit-Remaining")] u32,
+        #[oai(header = "X-RateLimit-Reset")] u64,
+    ),
     /// An internal failure; details are in the server log under the request id.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -74,8 +83,24 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::Unauthorized(
             body("unauthorized", "missing or invalid credentials", None),
-            "Basic realm=\"idhub\"".to_owned(),
+            CHALLENGE.to_owned(),
         )
+    }
+    pub fn too_many(d: crate::auth::ratelimit::Decision) -> Self {
+        Self::TooManyRequests(
+            body(
+                "rate_limited",
+                format!("too many requests; retry in {} s", d.reset_secs),
+                None,
+            ),
+            d.reset_secs,
+            d.limit,
+            d.remaining,
+            d.reset_secs,
+        )
+    }
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::Conflict(body(code, message, None))
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::Forbidden(body("forbidden", message, None))
@@ -89,6 +114,31 @@ impl ApiError {
             message,
             Some(serde_json::json!({ "field": field })),
         ))
+    }
+    /// A SCIM domain error (the REST user and group endpoints share the SCIM layer).
+    pub fn from_scim(e: &scim::ScimError) -> Self {
+        let code = e
+            .scim_type
+            .and_then(|t| serde_json::to_value(t).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| {
+                crate::http::error::code_for(
+                    poem::http::StatusCode::from_u16(e.status)
+                        .unwrap_or(poem::http::StatusCode::BAD_REQUEST),
+                )
+                .to_owned()
+            });
+        let b = body(&code, e.detail.clone(), None);
+        match e.status {
+            400 => Self::BadRequest(b),
+            404 => Self::NotFound(b),
+            409 => Self::Conflict(b),
+            412 => Self::PreconditionFailed(b),
+            413 | 422 => Self::Unprocessable(b),
+            403 => Self::Forbidden(b),
+            503 => Self::Unavailable(b),
+            _ => Self::internal(&e.detail),
+        }
     }
     fn internal(e: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
@@ -142,12 +192,31 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     )
 }
 
+/// The `WWW-Authenticate` challenge of the REST API (RFC 6750 §3, RFC 7617).
+pub const CHALLENGE: &str = "Bearer realm=\"idhub\", Basic realm=\"idhub\"";
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::InvalidCredentials => Self::unauthorized(),
+            AuthError::Locked { until } => Self::Unauthorized(
+                body(
+                    "account_locked",
+                    "too many failed sign-ins: the account is locked",
+                    Some(serde_json::json!({ "locked_until": crate::model::rfc3339(until) })),
+                ),
+                CHALLENGE.to_owned(),
+            ),
+            AuthError::InvalidToken(msg) => Self::Unauthorized(
+                body("invalid_token", msg, None),
+                format!(
+                    "Bearer realm=\"idhub\", error=\"invalid_token\", error_description=\"{msg}\""
+                ),
+            ),
+            AuthError::Forbidden(msg) => Self::forbidden(msg),
             AuthError::Store(s) => s.into(),
             AuthError::Password(p) => Self::internal(&p),
+            AuthError::Jwt(j) => Self::internal(&j),
         }
     }
 }

@@ -1,33 +1,48 @@
 //! The REST API (poem-openapi): one file per tag; this module assembles the OpenAPI service.
 
+pub mod audit;
+pub mod auth;
 pub mod error;
+pub mod groups;
 pub mod health;
 pub mod pagination;
+pub mod roles;
 pub mod scim_admin;
+pub mod security;
 pub mod tenants;
 pub mod types;
+pub mod users;
 
-use poem_openapi::auth::Basic;
-use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use poem_openapi::{OpenApiService, Tags};
 
 #[derive(Tags)]
 pub enum Tag {
     /// Liveness, readiness and version.
     Health,
+    /// Sign-in, tokens, sessions and the caller's own account.
+    Auth,
     /// Tenants (customer organisations).
     Tenants,
+    /// Users of a tenant (the records SCIM provisions).
+    Users,
+    /// Groups of a tenant and their members.
+    Groups,
+    /// Roles and permissions.
+    Roles,
+    /// The audit log, the change events and the dashboard.
+    Audit,
     /// SCIM tokens and extension schemas of a tenant.
     Scim,
 }
 
-/// HTTP Basic with an administrator's user name and password.
-#[derive(SecurityScheme)]
-#[oai(ty = "basic")]
-pub struct AdminBasic(Basic);
-
 pub type Apis = (
     health::HealthApi,
+    auth::AuthApi,
     tenants::TenantsApi,
+    users::UsersApi,
+    groups::GroupsApi,
+    roles::RolesApi,
+    audit::AuditApi,
     scim_admin::ScimAdminApi,
 );
 
@@ -37,11 +52,21 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             health::HealthApi,
+            auth::AuthApi,
             tenants::TenantsApi,
+            users::UsersApi,
+            groups::GroupsApi,
+            roles::RolesApi,
+            audit::AuditApi,
             scim_admin::ScimAdminApi,
         ),
         "idhub",
         env!("CARGO_PKG_VERSION"),
     )
-    .description("SCIM 2.0 and SAML 2.0 enterprise provisioning hub: administration REST API.")
+    .description(
+        "SCIM 2.0 and SAML 2.0 enterprise provisioning hub: administration REST API. \
+         Authenticate with a JWT access token from POST /api/v1/auth/login, an API key \
+         (X-Api-Key), or HTTP Basic. Each operation names the permission it requires; \
+         operators select another tenant with the X-Idhub-Tenant header.",
+    )
 }

@@ -1,12 +1,13 @@
 //! Administration of a tenant's SCIM surface: bearer tokens and extension schemas.
 
+use super::Tag;
 use super::error::{ApiError, ApiResult};
-use super::tenants::{actor, operator};
+use super::security::{Auth, caller_actor, target_tenant};
 use super::types::Text;
-use super::{AdminBasic, Tag};
 use crate::app::AppState;
+use crate::auth::rbac::Permission;
 use crate::model::{TokenInfo, now_micros, rfc3339};
-use crate::store::{StoreError, TenantStore};
+use crate::store::StoreError;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -101,31 +102,23 @@ pub struct SchemaList {
     pub limit: u32,
 }
 
-async fn tenant_store(state: &AppState, slug: &str) -> ApiResult<TenantStore> {
-    let t = state
-        .store
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
-    Ok(state.store.tenant(t.id))
-}
-
 pub struct ScimAdminApi;
 
 #[OpenApi(tag = "Tag::Scim")]
 impl ScimAdminApi {
-    /// Issue a SCIM bearer token for a tenant (operators; permission `scim_tokens.manage`).
+    /// Issue a SCIM bearer token for a tenant (permission `scim_tokens.manage`).
     #[oai(path = "/api/v1/tenants/:slug/scim-tokens", method = "post")]
     async fn create_token(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         req: &Request,
         slug: Path<String>,
         body: Json<CreateToken>,
     ) -> ApiResult<TokenCreated> {
-        let p = operator(&state, &auth).await?;
-        let ts = tenant_store(&state, &slug.0).await?;
+        let p = auth.caller();
+        p.require(Permission::ScimTokensManage)?;
+        let ts = target_tenant(&state, p, Some(&slug.0)).await?;
         let name = body.name.trim();
         if name.is_empty() {
             return Err(ApiError::unprocessable("name", "name must not be blank"));
@@ -134,7 +127,7 @@ impl ScimAdminApi {
             .expires_in_days
             .map(|d| now_micros() + i64::from(d) * 86_400 * 1_000_000);
         let issued = ts
-            .create_token(&actor(&p, req), "scim", name, expires)
+            .create_token(&caller_actor(p, req), "scim", name, expires)
             .await?;
         Ok(TokenCreated::Created(Json(IssuedTokenView {
             info: TokenView::from(&issued.info),
@@ -142,16 +135,17 @@ impl ScimAdminApi {
         })))
     }
 
-    /// List a tenant's SCIM tokens (never their secrets).
+    /// List a tenant's SCIM tokens (never their secrets) (permission `scim_tokens.manage`).
     #[oai(path = "/api/v1/tenants/:slug/scim-tokens", method = "get")]
     async fn list_tokens(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         slug: Path<String>,
     ) -> ApiResult<Json<TokenList>> {
-        operator(&state, &auth).await?;
-        let ts = tenant_store(&state, &slug.0).await?;
+        let p = auth.caller();
+        p.require(Permission::ScimTokensManage)?;
+        let ts = target_tenant(&state, p, Some(&slug.0)).await?;
         let tokens = ts.list_tokens("scim").await?;
         let total = i64::try_from(tokens.len()).unwrap_or(i64::MAX);
         let limit = u32::try_from(tokens.len()).unwrap_or(u32::MAX).max(1);
@@ -163,20 +157,21 @@ impl ScimAdminApi {
         }))
     }
 
-    /// Revoke a SCIM token; the next request with it is refused.
+    /// Revoke a SCIM token; the next request with it is refused (permission `scim_tokens.manage`).
     #[oai(path = "/api/v1/tenants/:slug/scim-tokens/:id", method = "delete")]
     async fn revoke_token(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         req: &Request,
         slug: Path<String>,
         id: Path<String>,
     ) -> ApiResult<Json<TokenView>> {
-        let p = operator(&state, &auth).await?;
-        let ts = tenant_store(&state, &slug.0).await?;
+        let p = auth.caller();
+        p.require(Permission::ScimTokensManage)?;
+        let ts = target_tenant(&state, p, Some(&slug.0)).await?;
         let t = ts
-            .revoke_token(&actor(&p, req), &id.0)
+            .revoke_token(&caller_actor(p, req), &id.0)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ApiError::not_found("token"),
@@ -185,16 +180,17 @@ impl ScimAdminApi {
         Ok(Json(TokenView::from(&t)))
     }
 
-    /// List a tenant's SCIM extension schemas.
+    /// List a tenant's SCIM extension schemas (permission `scim_tokens.manage`).
     #[oai(path = "/api/v1/tenants/:slug/scim-schemas", method = "get")]
     async fn list_schemas(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         slug: Path<String>,
     ) -> ApiResult<Json<SchemaList>> {
-        operator(&state, &auth).await?;
-        let ts = tenant_store(&state, &slug.0).await?;
+        let p = auth.caller();
+        p.require(Permission::ScimTokensManage)?;
+        let ts = target_tenant(&state, p, Some(&slug.0)).await?;
         let found = ts.scim_schemas().await?;
         let data: Vec<SchemaView> = found
             .into_iter()
@@ -221,18 +217,19 @@ impl ScimAdminApi {
 
     /// Register or replace a SCIM extension schema (RFC 7643 §3.3). Its attributes are then
     /// validated, stored, filterable, sortable and returned, and it appears in `/Schemas` and
-    /// `/ResourceTypes`.
+    /// `/ResourceTypes` (permission `scim_tokens.manage`).
     #[oai(path = "/api/v1/tenants/:slug/scim-schemas", method = "put")]
     async fn put_schema(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         req: &Request,
         slug: Path<String>,
         body: Json<PutSchema>,
     ) -> ApiResult<Json<SchemaView>> {
-        let p = operator(&state, &auth).await?;
-        let ts = tenant_store(&state, &slug.0).await?;
+        let p = auth.caller();
+        p.require(Permission::ScimTokensManage)?;
+        let ts = target_tenant(&state, p, Some(&slug.0)).await?;
         let resource_type = match body.resource_type.as_ref() {
             "User" | "user" => "User",
             "Group" | "group" => "Group",
@@ -248,7 +245,7 @@ impl ScimAdminApi {
         let definition = serde_json::to_value(&schema)
             .map_err(|e| ApiError::unprocessable("schema", e.to_string()))?;
         ts.put_scim_schema(
-            &actor(&p, req),
+            &caller_actor(p, req),
             &schema.id,
             resource_type,
             body.required,
@@ -263,19 +260,20 @@ impl ScimAdminApi {
         }))
     }
 
-    /// Remove a SCIM extension schema.
+    /// Remove a SCIM extension schema (permission `scim_tokens.manage`).
     #[oai(path = "/api/v1/tenants/:slug/scim-schemas/:urn", method = "delete")]
     async fn delete_schema(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         req: &Request,
         slug: Path<String>,
         urn: Path<String>,
     ) -> ApiResult<Json<serde_json::Value>> {
-        let p = operator(&state, &auth).await?;
-        let ts = tenant_store(&state, &slug.0).await?;
-        ts.delete_scim_schema(&actor(&p, req), &urn.0)
+        let p = auth.caller();
+        p.require(Permission::ScimTokensManage)?;
+        let ts = target_tenant(&state, p, Some(&slug.0)).await?;
+        ts.delete_scim_schema(&caller_actor(p, req), &urn.0)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ApiError::not_found("schema"),

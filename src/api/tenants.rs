@@ -1,14 +1,13 @@
 //! Tenants: the operator's view (list, show) and the public view of the tenant a host serves.
 
+use super::Tag;
 use super::error::{ApiError, ApiResult};
 use super::pagination::{page_request, search_term};
+use super::security::{Auth, caller_actor};
 use super::types::Text;
-use super::{AdminBasic, Tag};
 use crate::app::AppState;
-use crate::auth;
-use crate::model::{
-    Actor, Hostname, Principal, PrincipalKind, ScimProfile, Slug, Tenant, display_name, rfc3339,
-};
+use crate::auth::rbac::Permission;
+use crate::model::{Hostname, ScimProfile, Slug, Tenant, display_name, rfc3339};
 use crate::store::TenantUpdate;
 use poem::Request;
 use poem::web::Data;
@@ -136,48 +135,7 @@ fn if_match_version(h: Option<&str>) -> ApiResult<Option<i64>> {
         .map_err(|_| ApiError::bad_request("If-Match", "expected a version ETag such as W/\"3\""))
 }
 
-pub(super) fn actor(p: &Principal, req: &Request) -> Actor {
-    let actor_id = match &p.kind {
-        PrincipalKind::Admin { user_id, .. } => Some(user_id.clone()),
-        PrincipalKind::ScimToken { token_id } => Some(token_id.clone()),
-    };
-    Actor {
-        actor_type: "admin".into(),
-        actor_id,
-        ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string()),
-        user_agent: req
-            .headers()
-            .get(poem::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(512).collect()),
-        request_id: req
-            .extensions()
-            .get::<crate::http::middleware::RequestId>()
-            .map(|r| r.0.clone()),
-    }
-}
-
 pub struct TenantsApi;
-
-/// Authenticates an operator (HTTP Basic against the default tenant's administrators).
-pub(super) async fn operator(state: &AppState, auth: &AdminBasic) -> ApiResult<Principal> {
-    let p = auth::admin_password_login(
-        state,
-        &state.default_tenant,
-        &auth.0.username,
-        &auth.0.password,
-    )
-    .await?;
-    if !auth::is_operator(state, &p) {
-        return Err(ApiError::forbidden(
-            "requires the superadmin role (permission tenants.manage)",
-        ));
-    }
-    Ok(p)
-}
 
 #[OpenApi(tag = "Tag::Tenants")]
 impl TenantsApi {
@@ -186,7 +144,7 @@ impl TenantsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         /// 1-based page number (default 1).
         page: Query<Option<u32>>,
         /// Page size, 1-200 (default 20).
@@ -194,7 +152,7 @@ impl TenantsApi {
         /// Case-insensitive substring of slug or display name.
         search: Query<Option<String>>,
     ) -> ApiResult<Json<TenantList>> {
-        operator(&state, &auth).await?;
+        auth.caller().require(Permission::TenantsManage)?;
         let req = page_request(page.0, limit.0)?;
         let search = search_term(search.0)?;
         let found = state.store.list_tenants(req, search.as_deref()).await?;
@@ -211,10 +169,10 @@ impl TenantsApi {
     async fn show(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         slug: Path<String>,
     ) -> ApiResult<Json<TenantView>> {
-        operator(&state, &auth).await?;
+        auth.caller().require(Permission::TenantsManage)?;
         let t = state
             .store
             .tenant_by_slug(&slug.0)
@@ -228,11 +186,12 @@ impl TenantsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         req: &Request,
         body: Json<CreateTenant>,
     ) -> ApiResult<Created> {
-        let p = operator(&state, &auth).await?;
+        let p = auth.caller();
+        p.require(Permission::TenantsManage)?;
         let slug =
             Slug::parse(&body.slug).map_err(|e| ApiError::unprocessable("slug", e.to_string()))?;
         let name = display_name(&body.display_name)
@@ -240,7 +199,7 @@ impl TenantsApi {
         let hosts = parse_hostnames(&body.hostnames)?;
         let t = state
             .store
-            .create_tenant(&actor(&p, req), &slug, &name, &hosts)
+            .create_tenant(&caller_actor(p, req), &slug, &name, &hosts)
             .await?;
         let location = format!("/api/v1/tenants/{}", t.slug);
         Ok(Created::Created(Json(TenantView::from(&t)), location))
@@ -251,7 +210,7 @@ impl TenantsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        auth: AdminBasic,
+        auth: Auth,
         req: &Request,
         slug: Path<String>,
         /// Version ETag the update is based on; 412 when the tenant changed since.
@@ -259,7 +218,8 @@ impl TenantsApi {
         if_match: Header<Option<String>>,
         body: Json<UpdateTenant>,
     ) -> ApiResult<Json<TenantView>> {
-        let p = operator(&state, &auth).await?;
+        let p = auth.caller();
+        p.require(Permission::TenantsManage)?;
         let if_version = if_match_version(if_match.0.as_deref())?;
         let t = state
             .store
@@ -300,7 +260,7 @@ impl TenantsApi {
         let t = state
             .store
             .update_tenant(
-                &actor(&p, req),
+                &caller_actor(p, req),
                 &t.id,
                 TenantUpdate {
                     display_name,

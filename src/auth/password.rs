@@ -26,8 +26,23 @@ pub enum PasswordError {
     Join,
 }
 
+/// Hashing runs on at most this many blocking threads at once (the core count), so a login
+/// flood queues here instead of taking every core from provisioning.
+static HASH_PERMITS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(cores)
+});
+
+async fn permit() -> Result<tokio::sync::SemaphorePermit<'static>, PasswordError> {
+    HASH_PERMITS
+        .acquire()
+        .await
+        .map_err(|_| PasswordError::Join)
+}
+
 /// Hashes a password (PHC string).
 pub async fn hash(password: String) -> Result<String, PasswordError> {
+    let _permit = permit().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -44,6 +59,7 @@ pub async fn hash(password: String) -> Result<String, PasswordError> {
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, PasswordError> {
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
+    let _permit = permit().await?;
     let ok = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
             .map(|h| {
@@ -56,6 +72,29 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Pa
     .await
     .map_err(|_| PasswordError::Join)?;
     Ok(ok && known)
+}
+
+/// Whether a stored hash was made with other parameters than today's (argon2id, OWASP
+/// parameters), so it should be replaced after the next successful verification.
+pub fn needs_rehash(stored: &str) -> bool {
+    let Ok(h) = PasswordHash::new(stored) else {
+        return true;
+    };
+    let current = argon2::Params::default();
+    let get = |name: &str| {
+        h.params
+            .get_decimal(name)
+            .is_none_or(|v| v != param_value(&current, name))
+    };
+    h.algorithm.as_str() != "argon2id" || get("m") || get("t") || get("p")
+}
+
+fn param_value(p: &argon2::Params, name: &str) -> u32 {
+    match name {
+        "m" => p.m_cost(),
+        "t" => p.t_cost(),
+        _ => p.p_cost(),
+    }
 }
 
 /// A random password for the bootstrap administrator (24 URL-safe characters).
@@ -83,6 +122,22 @@ mod tests {
         assert!(!verify("wrong".into(), Some(h)).await.unwrap());
         assert!(!verify("x".into(), None).await.unwrap());
         assert!(!verify("x".into(), Some("not a hash".into())).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn old_parameters_need_a_rehash() {
+        let h = hash("pw".into()).await.unwrap();
+        assert!(!needs_rehash(&h));
+        let weak = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        assert!(needs_rehash(&weak));
+        assert!(needs_rehash("garbage"));
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn render(err: Error) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            poem::http::HeaderValue::from_static("Basic realm=\"idhub\""),
+            poem::http::HeaderValue::from_static(crate::api::error::CHALLENGE),
         );
     }
     resp

@@ -510,6 +510,7 @@ impl<E: Endpoint> ScimLayerEndpoint<E> {
             crate::model::ScimProfile::Lenient => scim::Profile::Lenient,
         };
         Ok(ScimCtx {
+            admin: false,
             store: ts,
             profile,
             soft_delete: tenant.settings.soft_delete,

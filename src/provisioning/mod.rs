@@ -30,6 +30,9 @@ pub struct ScimCtx {
     pub actor: Actor,
     /// Base URL of the SCIM endpoint, e.g. `https://idhub.example.com/scim/v2`.
     pub base: String,
+    /// The REST administration API acting through this layer: operators' own records are
+    /// visible (SCIM clients never see them).
+    pub admin: bool,
 }
 
 /// Builds the tenant's resource schemas: the core ones plus its registered extensions.

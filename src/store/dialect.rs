@@ -279,6 +279,14 @@ pub fn contains_pattern(s: &str) -> String {
     format!("%{}%", escape_like(s))
 }
 
+/// `$first, $first+1, …` placeholders for an `IN (…)` list of `n` values.
+pub fn in_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! wrong.
 
 mod audit;
+mod auth_data;
 pub mod dialect;
 mod error;
 mod groups;
@@ -18,6 +19,8 @@ mod tokens;
 mod users;
 mod write;
 
+pub use audit::{AuditQuery, Dashboard, EventCursor};
+pub use auth_data::{Refreshed, Role, Session, SigningKeyRow};
 pub use error::{StoreError, StoreResult};
 pub use scim_data::{Found, Search};
 pub use tenants::TenantUpdate;
@@ -54,6 +57,8 @@ struct Inner {
     /// SQLite has one writer at a time. Write transactions of this process queue here instead
     /// of in SQLite's busy handler, which sleeps in steps of up to 100 ms between retries.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The default tenant (operators live there), set once at start.
+    default_tenant: std::sync::OnceLock<TenantId>,
 }
 
 impl Store {
@@ -91,6 +96,7 @@ impl Store {
                 caches: Caches::new(opts.cache, metrics),
                 max_connections: opts.max_connections,
                 writer: Arc::new(tokio::sync::Mutex::new(())),
+                default_tenant: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -129,6 +135,16 @@ impl Store {
 
     pub fn caches(&self) -> &Caches {
         &self.inner.caches
+    }
+
+    /// Records which tenant is the default one (once; later calls are ignored).
+    pub fn set_default_tenant(&self, id: TenantId) {
+        let _ = self.inner.default_tenant.set(id);
+    }
+
+    /// Whether `id` is the default tenant, where operators live.
+    pub fn is_default_tenant(&self, id: &TenantId) -> bool {
+        self.inner.default_tenant.get() == Some(id)
     }
 
     pub(crate) fn writer(&self) -> Arc<tokio::sync::Mutex<()>> {

@@ -13,8 +13,7 @@ pub(super) const GROUP_COLS: &str =
     "id, display_name, external_id, attributes, version, created_at, updated_at";
 pub(super) const TENANT_COLS: &str =
     "id, slug, display_name, settings, version, created_at, updated_at";
-pub(super) const TOKEN_COLS: &str =
-    "id, kind, name, token_prefix, created_at, expires_at, last_used_at, revoked_at";
+pub(super) const TOKEN_COLS: &str = "id, kind, name, token_prefix, created_at, expires_at, last_used_at, revoked_at, user_id, permissions";
 
 fn json(s: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))
@@ -82,6 +81,12 @@ pub(super) fn token(r: &AnyRow) -> Result<TokenInfo, StoreError> {
         expires_at: r.try_get("expires_at")?,
         last_used_at: r.try_get("last_used_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        user_id: r.try_get("user_id")?,
+        permissions: match r.try_get::<Option<String>, _>("permissions")? {
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt(format!("token permissions: {e}")))?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -95,7 +100,11 @@ pub(super) fn audit(r: &AnyRow) -> Result<AuditEvent, StoreError> {
         target_type: r.try_get("target_type")?,
         target_id: r.try_get("target_id")?,
         outcome: r.try_get("outcome")?,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
         request_id: r.try_get("request_id")?,
+        details: serde_json::from_str(&r.try_get::<String, _>("details")?)
+            .unwrap_or(serde_json::Value::Null),
     })
 }
 

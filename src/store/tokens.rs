@@ -68,7 +68,7 @@ impl Store {
             None => {
                 let epoch = cache.epoch();
                 let row = sqlx::query(
-                    "SELECT id, tenant_id, kind, token_hash, expires_at, last_used_at FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                    "SELECT id, tenant_id, kind, token_hash, expires_at, last_used_at, user_id, permissions FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(&hash)
                 .fetch_optional(self.pool())
@@ -83,6 +83,18 @@ impl Store {
                 let principal_kind = match kind.as_str() {
                     "scim" => PrincipalKind::ScimToken {
                         token_id: token_id.clone(),
+                    },
+                    "api" => PrincipalKind::ApiKey {
+                        token_id: token_id.clone(),
+                        user_id: row
+                            .try_get::<Option<String>, _>("user_id")?
+                            .ok_or_else(|| StoreError::Corrupt("api key without user".into()))?,
+                        permissions: match row.try_get::<Option<String>, _>("permissions")? {
+                            Some(t) => serde_json::from_str(&t).map_err(|e| {
+                                StoreError::Corrupt(format!("token permissions: {e}"))
+                            })?,
+                            None => Vec::new(),
+                        },
                     },
                     other => return Err(StoreError::Corrupt(format!("token kind {other}"))),
                 };
@@ -134,12 +146,70 @@ impl TenantStore {
         name: &str,
         expires_at: Option<Micros>,
     ) -> StoreResult<IssuedToken> {
+        self.insert_token(actor, kind, name, expires_at, None).await
+    }
+
+    /// Issues an API key acting as `user_id`, limited to `permissions` (names).
+    pub async fn create_api_key(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        name: &str,
+        expires_at: Option<Micros>,
+        permissions: &[String],
+    ) -> StoreResult<IssuedToken> {
+        self.insert_token(actor, "api", name, expires_at, Some((user_id, permissions)))
+            .await
+    }
+
+    /// Revokes one of a user's API keys (404 when it is not theirs).
+    pub async fn revoke_api_key(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        token_id: &str,
+    ) -> StoreResult<TokenInfo> {
+        let owner: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT user_id FROM tokens WHERE tenant_id = $1 AND id = $2 AND kind = 'api'",
+        )
+        .bind(self.tid())
+        .bind(token_id)
+        .fetch_optional(self.pool())
+        .await?;
+        if owner.flatten().as_deref() != Some(user_id) {
+            return Err(StoreError::NotFound);
+        }
+        self.revoke_token(actor, token_id).await
+    }
+
+    /// A user's API keys, newest first.
+    pub async fn list_api_keys(&self, user_id: &str) -> StoreResult<Vec<TokenInfo>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE tenant_id = $1 AND kind = 'api' AND user_id = $2 ORDER BY id DESC"
+        )))
+        .bind(self.tid())
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(rows::token)
+        .collect()
+    }
+
+    async fn insert_token(
+        &self,
+        actor: &Actor,
+        kind: &'static str,
+        name: &str,
+        expires_at: Option<Micros>,
+        owner: Option<(&str, &[String])>,
+    ) -> StoreResult<IssuedToken> {
         let secret = generate_secret(kind);
         let prefix: String = secret.chars().take(14).collect();
         let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
         let id = new_id();
         let row = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO tokens (id, tenant_id, kind, name, token_hash, token_prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {TOKEN_COLS}"
+            "INSERT INTO tokens (id, tenant_id, kind, name, token_hash, token_prefix, created_at, expires_at, user_id, permissions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {TOKEN_COLS}"
         )))
         .bind(&id)
         .bind(w.tid())
@@ -149,6 +219,8 @@ impl TenantStore {
         .bind(&prefix)
         .bind(w.now)
         .bind(expires_at)
+        .bind(owner.map(|(u, _)| u.to_owned()))
+        .bind(owner.map(|(_, p)| serde_json::to_string(p).unwrap_or_else(|_| "[]".into())))
         .fetch_one(&mut *w.tx)
         .await?;
         let info = rows::token(&row)?;

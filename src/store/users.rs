@@ -59,6 +59,23 @@ impl TenantStore {
         row.as_ref().map(rows::user).transpose()
     }
 
+    /// The one live user with this email (compared case-insensitively); none when no user or
+    /// several users have it.
+    pub async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND email = $2 AND deleted_at IS NULL LIMIT 2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(self.tid())
+            .bind(email.to_lowercase())
+            .fetch_all(self.pool())
+            .await?;
+        match rows.as_slice() {
+            [one] => Ok(Some(rows::user(one)?)),
+            _ => Ok(None),
+        }
+    }
+
     /// A page of users, optionally narrowed by a case-insensitive substring of userName,
     /// email, display name or externalId. Ordered by id (creation order).
     pub async fn list_users(

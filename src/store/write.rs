@@ -26,8 +26,10 @@ pub(super) enum Invalidate {
     Memberships(Vec<String>),
     /// Every cached group membership of the tenant (nested groups or a group's name changed).
     AllMemberships,
-    /// The tenant's cached role holders.
+    /// The tenant's cached role holders and every cached permission set.
     Roles,
+    /// A session (revoked).
+    Session(String),
 }
 
 struct Audit {
@@ -299,7 +301,11 @@ async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: V
         let caches = store.caches();
         for inv in invalidations {
             match inv {
-                Invalidate::User(id) => caches.users.invalidate(&(tenant_id.clone(), id)).await,
+                Invalidate::User(id) => {
+                    let key = (tenant_id.clone(), id);
+                    caches.permissions.invalidate(&key).await;
+                    caches.users.invalidate(&key).await;
+                }
                 Invalidate::Group(id) => {
                     caches.groups.invalidate(&(tenant_id.clone(), id)).await;
                 }
@@ -308,6 +314,8 @@ async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: V
                 Invalidate::Hosts => caches.hosts.invalidate_all(),
                 Invalidate::Schemas => caches.scim_schemas.invalidate(tenant_id).await,
                 Invalidate::Memberships(ids) => {
+                    // Roles held through groups follow memberships (nested too).
+                    caches.permissions.invalidate_all();
                     for id in ids {
                         caches
                             .memberships
@@ -315,8 +323,15 @@ async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: V
                             .await;
                     }
                 }
-                Invalidate::AllMemberships => caches.memberships.invalidate_all(),
-                Invalidate::Roles => caches.operators.invalidate(tenant_id).await,
+                Invalidate::AllMemberships => {
+                    caches.memberships.invalidate_all();
+                    caches.permissions.invalidate_all();
+                }
+                Invalidate::Roles => {
+                    caches.operators.invalidate(tenant_id).await;
+                    caches.permissions.invalidate_all();
+                }
+                Invalidate::Session(id) => caches.sessions.invalidate(&id).await,
             }
         }
     }

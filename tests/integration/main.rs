@@ -4,6 +4,8 @@
 
 mod harness;
 
+mod admin_api;
+mod admin_auth;
 mod cache;
 mod cli;
 mod conformance;
