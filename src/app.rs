@@ -19,4 +19,6 @@ pub struct AppState {
     pub keys: Arc<crate::auth::jwt::KeyRing>,
     /// Rate limits of the authentication endpoints.
     pub limiter: Arc<crate::auth::ratelimit::RateLimiter>,
+    /// Seals secrets at rest (TOTP).
+    pub sealer: Arc<crate::auth::sealing::Sealer>,
 }

@@ -73,6 +73,9 @@ pub struct Config {
     pub lockout_duration: Duration,
     pub auth_rate_per_ip: u32,
     pub auth_rate_per_account: u32,
+    /// Key sealing secrets at rest (TOTP); `None` means: use or create `secret_key_file`.
+    pub secret_key: Option<Secret>,
+    pub secret_key_file: PathBuf,
 }
 
 /// Where a value came from, for error messages and `config check`.
@@ -218,6 +221,18 @@ const KEYS: &[KeyDef] = &[
         default: "",
         secret: true,
         help: "bootstrap administrator's password (random if unset)",
+    },
+    KeyDef {
+        key: "secret_key",
+        default: "",
+        secret: true,
+        help: "32-byte base64 key sealing MFA secrets (else secret_key_file is used)",
+    },
+    KeyDef {
+        key: "secret_key_file",
+        default: "data/secret.key",
+        secret: false,
+        help: "file holding the sealing key, created on first start when missing",
     },
     KeyDef {
         key: "access_token_ttl_secs",
@@ -477,6 +492,23 @@ impl Layers {
                 .map_err(|_| self.invalid("auth_rate_per_ip", "too large"))?,
             auth_rate_per_account: u32::try_from(self.positive("auth_rate_per_account")?)
                 .map_err(|_| self.invalid("auth_rate_per_account", "too large"))?,
+            secret_key: match self.raw("secret_key").0.trim() {
+                "" => None,
+                k => {
+                    use base64::Engine;
+                    let ok = base64::engine::general_purpose::STANDARD
+                        .decode(k)
+                        .is_ok_and(|b| b.len() == 32);
+                    if !ok {
+                        return Err(self.invalid(
+                            "secret_key",
+                            "must be 32 bytes, base64-encoded (the value is not shown)",
+                        ));
+                    }
+                    Some(Secret::new(k))
+                }
+            },
+            secret_key_file: PathBuf::from(self.raw("secret_key_file").0.trim()),
         })
     }
 

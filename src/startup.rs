@@ -161,6 +161,53 @@ pub async fn ensure_bootstrap_admin(
     }))
 }
 
+/// The sealing key: `secret_key`, or the key file (created with a random key, mode 0600, on
+/// first start). Several nodes must share the same key (set `IDHUB_SECRET_KEY`).
+fn load_sealer(config: &Config) -> Result<crate::auth::sealing::Sealer, StartupError> {
+    use crate::auth::sealing::Sealer;
+    use base64::Engine;
+    let encoded = match &config.secret_key {
+        Some(k) => k.expose().to_owned(),
+        None => {
+            let path = &config.secret_key_file;
+            match std::fs::read_to_string(path) {
+                Ok(s) => s.trim().to_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = Sealer::generate_key();
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            StartupError::Bootstrap(format!("{}: {e}", dir.display()))
+                        })?;
+                    }
+                    write_private(path, &key)
+                        .map_err(|e| StartupError::Bootstrap(format!("{}: {e}", path.display())))?;
+                    tracing::info!(file = %path.display(), "created the secret key file");
+                    key
+                }
+                Err(e) => {
+                    return Err(StartupError::Bootstrap(format!("{}: {e}", path.display())));
+                }
+            }
+        }
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| StartupError::Bootstrap("secret key: not base64".into()))?;
+    Sealer::new(&raw).map_err(|e| StartupError::Bootstrap(format!("secret key: {e}")))
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(content.as_bytes())
+}
+
 /// Re-reads the signing keys every minute, so a rotation made through another node is
 /// picked up for signing (verification also reloads on an unknown key id). Stops when the
 /// key ring is dropped.
@@ -219,6 +266,7 @@ impl Application {
         .await
         .map_err(|e| StartupError::Bootstrap(format!("signing keys: {e}")))?;
         spawn_key_reload(&keys);
+        let sealer = Arc::new(load_sealer(&config)?);
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -227,6 +275,7 @@ impl Application {
             started: Instant::now(),
             keys,
             limiter: Arc::new(RateLimiter::new()),
+            sealer,
         };
         Ok(Self {
             state,

@@ -34,17 +34,29 @@ pub struct RefreshRequest {
     pub refresh_token: Text,
 }
 
-#[derive(Object)]
+/// The result of a sign-in step: tokens, or (`mfa_required`) an MFA token to complete the
+/// sign-in at `POST /api/v1/auth/mfa/verify`.
+#[derive(Object, Default)]
 pub struct TokenResponse {
     /// JWT access token (EdDSA), for `Authorization: Bearer`.
-    pub access_token: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub access_token: Option<String>,
     /// Always `Bearer`.
-    pub token_type: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
     /// Seconds until the access token expires.
-    pub expires_in: u64,
+    #[oai(skip_serializing_if_is_none)]
+    pub expires_in: Option<u64>,
     /// Opaque refresh token; rotated on every use. Presenting a spent one ends the session.
-    pub refresh_token: String,
-    pub session_id: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub session_id: Option<String>,
+    /// The password was right and the account has MFA: send a code with `mfa_token`.
+    pub mfa_required: bool,
+    /// Valid for 5 minutes, only at `POST /api/v1/auth/mfa/verify`.
+    #[oai(skip_serializing_if_is_none)]
+    pub mfa_token: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -228,7 +240,10 @@ pub struct RotatedKey {
 }
 
 /// Per-IP limit on every auth endpoint.
-fn limit_ip(state: &AppState, req: &Request) -> ApiResult<crate::auth::ratelimit::Decision> {
+pub(super) fn limit_ip(
+    state: &AppState,
+    req: &Request,
+) -> ApiResult<crate::auth::ratelimit::Decision> {
     let ip = client_ip(req).unwrap_or_default();
     let d = state
         .limiter
@@ -240,7 +255,7 @@ fn limit_ip(state: &AppState, req: &Request) -> ApiResult<crate::auth::ratelimit
     }
 }
 
-fn tokens(
+pub(super) fn tokens(
     state: &AppState,
     caller_tenant: &str,
     user_id: &str,
@@ -253,15 +268,17 @@ fn tokens(
         .issue(caller_tenant, user_id, session_id, amr)
         .map_err(AuthError::from)?;
     Ok(TokenResponse {
-        access_token: access,
-        token_type: "Bearer".into(),
-        expires_in: claims.exp.saturating_sub(claims.iat),
-        refresh_token: refresh,
-        session_id: session_id.to_owned(),
+        access_token: Some(access),
+        token_type: Some("Bearer".into()),
+        expires_in: Some(claims.exp.saturating_sub(claims.iat)),
+        refresh_token: Some(refresh),
+        session_id: Some(session_id.to_owned()),
+        mfa_required: false,
+        mfa_token: None,
     })
 }
 
-fn micros(d: std::time::Duration) -> i64 {
+pub(super) fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -324,12 +341,28 @@ impl AuthApi {
             true,
         )
         .await?;
+        let ts = state.store.tenant(tenant.clone());
+        if ts.totp(&user.id).await?.is_some_and(|t| t.enabled) {
+            let mfa = state
+                .keys
+                .issue_mfa(tenant.as_str(), &user.id)
+                .map_err(AuthError::from)?;
+            return Ok(LoginResponse::Ok(
+                Json(TokenResponse {
+                    mfa_required: true,
+                    mfa_token: Some(mfa),
+                    ..TokenResponse::default()
+                }),
+                account.limit,
+                account.remaining,
+                account.reset_secs,
+                "no-store".into(),
+            ));
+        }
         let mut actor = actor;
         actor.actor_type = "user".into();
         actor.actor_id = Some(user.id.clone());
-        let (session, refresh) = state
-            .store
-            .tenant(tenant.clone())
+        let (session, refresh) = ts
             .create_session(&actor, &user.id, "pwd", micros(state.config.session_ttl))
             .await?;
         let t = tokens(
@@ -378,7 +411,11 @@ impl AuthApi {
                     &user.id,
                     &session.id,
                     secret,
-                    &[session.auth_method.as_str()],
+                    if session.auth_method == "mfa" {
+                        &["pwd", "otp"]
+                    } else {
+                        &["pwd"]
+                    },
                 )?;
                 Ok(LoginResponse::Ok(
                     Json(t),

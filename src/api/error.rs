@@ -32,7 +32,7 @@ fn body(
     })
 }
 
-#[derive(ApiResponse, Debug)]
+#[derive(ApiResponse, Debug, Clone)]
 pub enum ApiError {
     /// The request is malformed (a parameter or field is invalid).
     #[oai(status = 400)]
@@ -214,6 +214,14 @@ impl From<AuthError> for ApiError {
                 ),
             ),
             AuthError::Forbidden(msg) => Self::forbidden(msg),
+            AuthError::MfaRequired => Self::Unauthorized(
+                body(
+                    "mfa_required",
+                    "this account uses multi-factor authentication: sign in at POST /api/v1/auth/login",
+                    None,
+                ),
+                CHALLENGE.to_owned(),
+            ),
             AuthError::Store(s) => s.into(),
             AuthError::Password(p) => Self::internal(&p),
             AuthError::Jwt(j) => Self::internal(&j),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod groups;
 pub mod health;
+pub mod mfa;
 pub mod pagination;
 pub mod roles;
 pub mod scim_admin;
@@ -38,6 +39,7 @@ pub enum Tag {
 pub type Apis = (
     health::HealthApi,
     auth::AuthApi,
+    mfa::MfaApi,
     tenants::TenantsApi,
     users::UsersApi,
     groups::GroupsApi,
@@ -53,6 +55,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
         (
             health::HealthApi,
             auth::AuthApi,
+            mfa::MfaApi,
             tenants::TenantsApi,
             users::UsersApi,
             groups::GroupsApi,

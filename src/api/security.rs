@@ -16,6 +16,42 @@ use poem::{IntoResponse, Request};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::{ApiKey, Basic, Bearer};
 
+/// The most telling authentication failure of a request. [`Auth`] tries each scheme in turn
+/// and would report only the last one's error (often "no bearer token" when the caller sent,
+/// say, a locked account's Basic credentials); a checker that actually examined a credential
+/// records its answer here, and [`keep_auth_failure`] answers with it.
+#[derive(Default)]
+pub struct AuthFailure(std::sync::Mutex<Option<ApiError>>);
+
+fn reject_in(req: &Request, e: ApiError) -> poem::Error {
+    if let Some(slot) = req.extensions().get::<std::sync::Arc<AuthFailure>>()
+        && let Ok(mut g) = slot.0.lock()
+    {
+        *g = Some(e.clone());
+    }
+    poem::Error::from_response(e.into_response())
+}
+
+/// Around the REST API: gives every request an [`AuthFailure`] slot and answers an
+/// authentication failure with the recorded one.
+pub async fn keep_auth_failure<E: poem::Endpoint>(
+    ep: std::sync::Arc<E>,
+    mut req: Request,
+) -> poem::Result<poem::Response> {
+    let slot = std::sync::Arc::new(AuthFailure::default());
+    req.extensions_mut().insert(slot.clone());
+    match ep.call(req).await {
+        Ok(r) => Ok(r.into_response()),
+        Err(e) if e.status() == poem::http::StatusCode::UNAUTHORIZED && !e.is_from_response() => {
+            match slot.0.lock().ok().and_then(|mut g| g.take()) {
+                Some(recorded) => Ok(recorded.into_response()),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn reject(e: ApiError) -> poem::Error {
     poem::Error::from_response(e.into_response())
 }
@@ -68,14 +104,14 @@ async fn bearer_checker(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     } else {
         auth::caller_from_jwt(state, &bearer.token).await
     };
-    r.map_err(|e| reject(e.into()))
+    r.map_err(|e| reject_in(req, e.into()))
 }
 
 async fn api_key_checker(req: &Request, key: ApiKey) -> poem::Result<Caller> {
     let state = state(req)?;
     auth::caller_from_api_key(state, &key.key)
         .await
-        .map_err(|e| reject(e.into()))
+        .map_err(|e| reject_in(req, e.into()))
 }
 
 async fn basic_checker(req: &Request, basic: Basic) -> poem::Result<Caller> {
@@ -88,7 +124,7 @@ async fn basic_checker(req: &Request, basic: Basic) -> poem::Result<Caller> {
         .limiter
         .check(&key, state.config.auth_rate_per_account);
     if !d.allowed {
-        return Err(reject(ApiError::too_many(d)));
+        return Err(reject_in(req, ApiError::too_many(d)));
     }
     auth::caller_from_basic(
         state,
@@ -98,7 +134,7 @@ async fn basic_checker(req: &Request, basic: Basic) -> poem::Result<Caller> {
         &anonymous_actor(req),
     )
     .await
-    .map_err(|e| reject(e.into()))
+    .map_err(|e| reject_in(req, e.into()))
 }
 
 /// A JWT access token from `POST /api/v1/auth/login` (or an API key).

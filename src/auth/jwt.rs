@@ -23,6 +23,10 @@ use std::time::Duration;
 
 /// The audience of idhub's own REST API tokens.
 pub const AUDIENCE: &str = "idhub-api";
+/// The audience of the short-lived token that carries a password sign-in to its second factor.
+pub const MFA_AUDIENCE: &str = "idhub-mfa";
+/// Lifetime of an MFA token.
+pub const MFA_TTL_SECS: u64 = 300;
 
 /// The claims of an access token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -202,17 +206,48 @@ impl KeyRing {
         session_id: &str,
         amr: &[&str],
     ) -> Result<(String, Claims), JwtError> {
+        self.sign(
+            AUDIENCE,
+            self.access_ttl.as_secs(),
+            tenant_id,
+            user_id,
+            session_id,
+            amr,
+        )
+    }
+
+    /// Signs the MFA token of a password sign-in that still needs its second factor.
+    pub fn issue_mfa(&self, tenant_id: &str, user_id: &str) -> Result<String, JwtError> {
+        self.sign(MFA_AUDIENCE, MFA_TTL_SECS, tenant_id, user_id, "", &["pwd"])
+            .map(|(t, _)| t)
+    }
+
+    /// Verifies an MFA token (never cached; never accepted as an access token, nor the
+    /// reverse: the audiences differ).
+    pub async fn verify_mfa(&self, token: &str) -> Result<Claims, JwtError> {
+        self.decode(token, MFA_AUDIENCE).await
+    }
+
+    fn sign(
+        &self,
+        audience: &str,
+        ttl_secs: u64,
+        tenant_id: &str,
+        user_id: &str,
+        session_id: &str,
+        amr: &[&str],
+    ) -> Result<(String, Claims), JwtError> {
         let ring = self.current();
         let (kid, key) = ring.signing.as_ref().ok_or(JwtError::NoKey)?;
         let now = u64::try_from(now_micros() / 1_000_000).unwrap_or(0);
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: AUDIENCE.into(),
+            aud: audience.into(),
             sub: user_id.into(),
             tid: tenant_id.into(),
             sid: session_id.into(),
             iat: now,
-            exp: now + self.access_ttl.as_secs(),
+            exp: now + ttl_secs,
             amr: amr.iter().map(|s| (*s).to_owned()).collect(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
@@ -233,6 +268,12 @@ impl KeyRing {
                 Err(JwtError::Expired)
             };
         }
+        let claims = Arc::new(self.decode(token, AUDIENCE).await?);
+        self.verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    async fn decode(&self, token: &str, audience: &str) -> Result<Claims, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(JwtError::Invalid);
@@ -255,16 +296,14 @@ impl KeyRing {
         let key = ring.verifying.get(&kid).ok_or(JwtError::Invalid)?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[AUDIENCE]);
+        v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 0;
         let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => JwtError::Expired,
             _ => JwtError::Invalid,
         })?;
-        let claims = Arc::new(data.claims);
-        self.verified.insert(digest, claims.clone());
-        Ok(claims)
+        Ok(data.claims)
     }
 }
 

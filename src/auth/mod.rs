@@ -9,6 +9,8 @@ pub mod jwt;
 pub mod password;
 pub mod ratelimit;
 pub mod rbac;
+pub mod sealing;
+pub mod totp;
 
 pub use rbac::ROLE_SUPERADMIN;
 
@@ -28,6 +30,8 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    #[error("this account uses multi-factor authentication")]
+    MfaRequired,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -339,6 +343,16 @@ pub async fn caller_from_basic(
     actor: &Actor,
 ) -> Result<Caller, AuthError> {
     let user = password_login(state, tenant, user_name, password_given, actor, false).await?;
+    // HTTP Basic cannot carry a second factor.
+    if state
+        .store
+        .tenant(tenant.clone())
+        .totp(&user.id)
+        .await?
+        .is_some_and(|t| t.enabled)
+    {
+        return Err(AuthError::MfaRequired);
+    }
     build_caller(state, tenant, &user, AuthMethod::Basic, None, None, None).await
 }
 

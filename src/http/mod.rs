@@ -49,7 +49,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .nest("/swagger", swagger)
-        .nest("/", api)
+        .nest("/", api.around(crate::api::security::keep_auth_failure))
         .with(body_limit);
     Route::new()
         .nest("/scim/v2", scim::routes(state.clone(), scim_limit))

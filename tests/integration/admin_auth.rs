@@ -15,6 +15,7 @@ backend_tests!(
     rotated_signing_keys_keep_verifying_old_tokens,
     password_change_needs_the_current_one_and_ends_other_sessions,
     disabling_a_user_rejects_their_token_on_the_next_request,
+    totp_mfa_enrols_gates_sign_in_and_resets,
 );
 
 pub struct Tokens {
@@ -620,5 +621,187 @@ async fn disabling_a_user_rejects_their_token_on_the_next_request(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
+    app.stop().await;
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32"),
+        };
+        buf = (buf << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn code_at(secret: &[u8], step_offset: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let step = (idhub::auth::totp::step_at(now) as i64 + step_offset) as u64;
+    format!("{:06}", idhub::auth::totp::hotp(secret, step))
+}
+
+async fn totp_mfa_enrols_gates_sign_in_and_resets(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let admin = admin_tokens(&app).await;
+    let uid = create_user(&app, &admin.access, "mia", "mia-password-12").await;
+    let mia = login_ok(&app, None, "mia", "mia-password-12").await;
+    let post = |token: &str, path: &str, body: Value| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let r = post(&mia.access, "/api/v1/me/mfa/totp", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let enrol: Value = r.json().await.unwrap();
+    let secret = base32_decode(enrol["secret"].as_str().unwrap());
+    assert_eq!(secret.len(), 20);
+    assert!(
+        enrol["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    // Pending: sign-in is unchanged until confirmed.
+    login_ok(&app, None, "mia", "mia-password-12").await;
+
+    let wrong = if code_at(&secret, 0) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let r = post(
+        &mia.access,
+        "/api/v1/me/mfa/totp/confirm",
+        json!({ "code": wrong }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = post(
+        &mia.access,
+        "/api/v1/me/mfa/totp/confirm",
+        json!({ "code": code_at(&secret, 0) }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let codes: Vec<String> = r.json::<Value>().await.unwrap()["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+
+    // The password alone no longer signs in.
+    let r = crate::admin_auth::login_on(&app, None, "mia", "mia-password-12").await;
+    assert_eq!(r.status(), 200);
+    let step1: Value = r.json().await.unwrap();
+    assert_eq!(step1["mfa_required"], true);
+    assert!(step1.get("access_token").is_none());
+    let mfa_token = step1["mfa_token"].as_str().unwrap().to_owned();
+    // The MFA token is not an access token, and HTTP Basic is refused.
+    assert_eq!(get(&app, &mfa_token, "/api/v1/me").await.status(), 401);
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .basic_auth("mia", Some("mia-password-12"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "mfa_required");
+
+    let verify = |code: String| {
+        app.client
+            .post(app.url("/api/v1/auth/mfa/verify"))
+            .json(&json!({ "mfa_token": mfa_token, "code": code }))
+            .send()
+    };
+    assert_eq!(verify(wrong.to_owned()).await.unwrap().status(), 401);
+    // The confirming code's step is spent; the next step's code works once.
+    assert_eq!(
+        verify(code_at(&secret, 0)).await.unwrap().status(),
+        401,
+        "replay"
+    );
+    let r = verify(code_at(&secret, 1)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["amr"], json!(["pwd", "otp"]));
+    assert_eq!(get(&app, &access, "/api/v1/me").await.status(), 200);
+    assert_eq!(
+        verify(code_at(&secret, 1)).await.unwrap().status(),
+        401,
+        "used once"
+    );
+
+    // A backup code works once.
+    assert_eq!(verify(codes[0].clone()).await.unwrap().status(), 200);
+    assert_eq!(verify(codes[0].clone()).await.unwrap().status(), 401);
+    let status: Value = get(&app, &access, "/api/v1/me/mfa")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["totp_enabled"], true);
+    assert_eq!(status["backup_codes_remaining"], 9);
+
+    // Re-enrolling while enabled is refused; an administrator's reset turns MFA off.
+    let r = post(&access, "/api/v1/me/mfa/totp", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/users/{uid}/mfa")))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    login_ok(&app, None, "mia", "mia-password-12").await;
+    let audit: Value = get(
+        &app,
+        &admin.access,
+        &format!("/api/v1/audit?action=mfa.*&target={uid}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["mfa.totp.disable", "mfa.totp.enable", "mfa.totp.enrol"]
+    );
     app.stop().await;
 }

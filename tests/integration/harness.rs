@@ -137,6 +137,10 @@ pub fn config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
         ("IDHUB_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
         ("IDHUB_DATABASE_MAX_CONNECTIONS".to_owned(), "8".to_owned()),
         ("IDHUB_SHUTDOWN_GRACE_SECS".to_owned(), "5".to_owned()),
+        (
+            "IDHUB_SECRET_KEY".to_owned(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+        ),
     ];
     for (k, v) in extra {
         env.push(((*k).to_owned(), (*v).to_owned()));
