@@ -76,6 +76,10 @@ pub struct Config {
     /// Key sealing secrets at rest (TOTP); `None` means: use or create `secret_key_file`.
     pub secret_key: Option<Secret>,
     pub secret_key_file: PathBuf,
+    /// Webhook targets may resolve to loopback or private addresses (off: SSRF protection).
+    pub webhook_allow_private: bool,
+    pub webhook_poll: Duration,
+    pub webhook_timeout: Duration,
 }
 
 /// Where a value came from, for error messages and `config check`.
@@ -233,6 +237,24 @@ const KEYS: &[KeyDef] = &[
         default: "data/secret.key",
         secret: false,
         help: "file holding the sealing key, created on first start when missing",
+    },
+    KeyDef {
+        key: "webhook_allow_private",
+        default: "false",
+        secret: false,
+        help: "allow webhook URLs on loopback/private addresses (true|false)",
+    },
+    KeyDef {
+        key: "webhook_poll_ms",
+        default: "1000",
+        secret: false,
+        help: "how often each node looks for webhook work",
+    },
+    KeyDef {
+        key: "webhook_timeout_secs",
+        default: "10",
+        secret: false,
+        help: "time limit of one webhook delivery attempt",
     },
     KeyDef {
         key: "access_token_ttl_secs",
@@ -509,6 +531,9 @@ impl Layers {
                 }
             },
             secret_key_file: PathBuf::from(self.raw("secret_key_file").0.trim()),
+            webhook_allow_private: self.parse("webhook_allow_private", "true or false")?,
+            webhook_poll: Duration::from_millis(self.positive("webhook_poll_ms")?),
+            webhook_timeout: Duration::from_secs(self.positive("webhook_timeout_secs")?),
         })
     }
 

@@ -298,10 +298,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let store = self.state.store.clone();
+        let webhooks = crate::webhooks::spawn(self.state.clone());
         let app = crate::http::app(self.state);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await;
+        webhooks.abort();
         store.close().await;
         result
     }

@@ -114,37 +114,6 @@ fn short(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-/// The event type of a change-log entry: `user.created`, `group.updated`, …
-fn event_type(resource_type: &str, operation: &str) -> String {
-    let op = match operation {
-        "create" => "created",
-        "update" => "updated",
-        "delete" => "deleted",
-        other => other,
-    };
-    format!("{}.{op}", resource_type.to_ascii_lowercase())
-}
-
-/// `user.created` → ("User", "create").
-fn parse_type(t: &str) -> Option<(&'static str, &'static str)> {
-    let (res, op) = t.split_once('.')?;
-    let res = match res {
-        "user" => "User",
-        "group" => "Group",
-        "role" => "Role",
-        "tenant" => "Tenant",
-        "schema" => "Schema",
-        _ => return None,
-    };
-    let op = match op {
-        "created" => "create",
-        "updated" => "update",
-        "deleted" => "delete",
-        _ => return None,
-    };
-    Some((res, op))
-}
-
 pub struct AuditApi;
 
 #[OpenApi(tag = "Tag::Audit")]
@@ -239,11 +208,13 @@ impl AuditApi {
         let mut kinds = Vec::new();
         if let Some(t) = types.0.as_deref() {
             for part in t.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let k = parse_type(part).ok_or_else(|| {
+                let ks = crate::events::expand(part).ok_or_else(|| {
                     ApiError::bad_request("types", format!("unknown event type {part:?}"))
                 })?;
-                if !kinds.contains(&k) {
-                    kinds.push(k);
+                for k in ks {
+                    if !kinds.contains(&k) {
+                        kinds.push(k);
+                    }
                 }
             }
         }
@@ -256,7 +227,7 @@ impl AuditApi {
                 .iter()
                 .map(|(cur, ch)| EventView {
                     cursor: cur.encode(),
-                    ty: event_type(&ch.resource_type, &ch.operation),
+                    ty: crate::events::event_type(&ch.resource_type, &ch.operation),
                     resource_type: ch.resource_type.clone(),
                     resource_id: ch.resource_id.clone(),
                     version: ch.resource_version,
@@ -290,19 +261,5 @@ impl AuditApi {
             failed_logins_24h: d.failed_logins_24h,
             successful_logins_24h: d.successful_logins_24h,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_types_round_trip() {
-        for (r, o) in [("User", "create"), ("Group", "update"), ("Role", "delete")] {
-            assert_eq!(parse_type(&event_type(r, o)), Some((r, o)));
-        }
-        assert_eq!(parse_type("user.exploded"), None);
-        assert_eq!(parse_type("nope"), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod security;
 pub mod tenants;
 pub mod types;
 pub mod users;
+pub mod webhooks;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -34,6 +35,8 @@ pub enum Tag {
     Audit,
     /// SCIM tokens and extension schemas of a tenant.
     Scim,
+    /// Webhooks and their deliveries.
+    Webhooks,
 }
 
 pub type Apis = (
@@ -45,6 +48,7 @@ pub type Apis = (
     groups::GroupsApi,
     roles::RolesApi,
     audit::AuditApi,
+    webhooks::WebhooksApi,
     scim_admin::ScimAdminApi,
 );
 
@@ -61,6 +65,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             groups::GroupsApi,
             roles::RolesApi,
             audit::AuditApi,
+            webhooks::WebhooksApi,
             scim_admin::ScimAdminApi,
         ),
         "idhub",

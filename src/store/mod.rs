@@ -18,6 +18,7 @@ pub mod scim_sql;
 mod tenants;
 mod tokens;
 mod users;
+mod webhooks;
 mod write;
 
 pub use audit::{AuditQuery, Dashboard, EventCursor};
@@ -27,6 +28,10 @@ pub use mfa::TotpRecord;
 pub use scim_data::{Found, Search};
 pub use tenants::TenantUpdate;
 pub use tokens::{IssuedToken, TokenAuth, hash_token};
+pub use webhooks::{
+    Attempt, AttemptOutcome, Delivery, DueDelivery, RETRY_FOR_MICROS, Webhook, WebhookUpdate,
+    backoff_micros,
+};
 
 use crate::cache::{CacheConfig, Caches};
 use crate::metrics::Metrics;
@@ -166,6 +171,11 @@ impl Store {
         &self.inner.pool
     }
 
+    /// Whether [`Store::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.pool.is_closed()
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.inner.pool.close().await;
@@ -224,4 +234,9 @@ fn prepare_sqlite_url(url: &str) -> StoreResult<String> {
 /// A new time-ordered identifier (UUIDv7): index-friendly on both backends.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A new identifier for a record whose id is needed before it is stored.
+pub fn new_public_id() -> String {
+    new_id()
 }

@@ -21,3 +21,4 @@ mod store_isolation;
 mod store_writes;
 mod tenancy;
 mod tenants_api;
+mod webhooks;

@@ -1,0 +1,62 @@
+//! Event types: the public names of change-log entries (`user.created`, `group.updated`, …),
+//! shared by the pull events API and webhooks.
+
+/// Resource types and operations that appear in the change log, as (type, operation) and
+/// their public name.
+pub const CATALOGUE: [(&str, &str, &str); 14] = [
+    ("User", "create", "user.created"),
+    ("User", "update", "user.updated"),
+    ("User", "delete", "user.deleted"),
+    ("Group", "create", "group.created"),
+    ("Group", "update", "group.updated"),
+    ("Group", "delete", "group.deleted"),
+    ("Role", "create", "role.created"),
+    ("Role", "update", "role.updated"),
+    ("Role", "delete", "role.deleted"),
+    ("Tenant", "create", "tenant.created"),
+    ("Tenant", "update", "tenant.updated"),
+    ("Schema", "create", "schema.created"),
+    ("Schema", "update", "schema.updated"),
+    ("Schema", "delete", "schema.deleted"),
+];
+
+/// The public name of a change-log entry.
+pub fn event_type(resource_type: &str, operation: &str) -> String {
+    CATALOGUE
+        .iter()
+        .find(|(r, o, _)| *r == resource_type && *o == operation)
+        .map(|(_, _, n)| (*n).to_owned())
+        .unwrap_or_else(|| format!("{}.{operation}", resource_type.to_ascii_lowercase()))
+}
+
+/// The (type, operation) pairs a pattern names: an exact name, `group.*`, or `*`. `None` for
+/// a pattern that names nothing.
+pub fn expand(pattern: &str) -> Option<Vec<(&'static str, &'static str)>> {
+    let found: Vec<(&'static str, &'static str)> = CATALOGUE
+        .iter()
+        .filter(|(_, _, n)| {
+            pattern == "*"
+                || *n == pattern
+                || pattern
+                    .strip_suffix(".*")
+                    .is_some_and(|prefix| n.split('.').next() == Some(prefix))
+        })
+        .map(|(r, o, _)| (*r, *o))
+        .collect();
+    (!found.is_empty()).then_some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_patterns() {
+        assert_eq!(event_type("User", "create"), "user.created");
+        assert_eq!(expand("user.deleted"), Some(vec![("User", "delete")]));
+        assert_eq!(expand("group.*").map(|v| v.len()), Some(3));
+        assert_eq!(expand("*").map(|v| v.len()), Some(CATALOGUE.len()));
+        assert_eq!(expand("user.exploded"), None);
+        assert_eq!(expand("nothing.*"), None);
+    }
+}
