@@ -62,6 +62,9 @@ pub enum Command {
     /// Manage a tenant's SCIM bearer tokens (shown once, stored hashed).
     #[command(subcommand, name = "scim-token")]
     ScimToken(ScimTokenCmd),
+    /// Manage the keys that sign REST access tokens (JWKS).
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCmd),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -187,6 +190,15 @@ pub struct TenantArg {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SigningKeyCmd {
+    /// Create a new signing key. Older keys stop signing but keep verifying until the tokens
+    /// they signed have expired; running nodes pick the new key up within a minute.
+    Rotate,
+    /// List the keys that still verify.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
     /// Validate the configuration and show every value and its source (secrets redacted).
     Check,
@@ -301,7 +313,7 @@ async fn serve(config: Config) -> ExitCode {
             ),
         }
         say!(
-            "  Sign in:     curl -u {}:PASSWORD {base}/api/v1/tenants",
+            "  Sign in:     curl -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"username\":\"{}\",\"password\":\"PASSWORD\"}}'",
             b.user_name
         );
     } else {
@@ -605,6 +617,38 @@ async fn admin_command(config: &Config, cmd: Command) -> Result<(), CmdError> {
                 other => other.into(),
             })?;
             println!("token {id} revoked");
+        }
+        Command::SigningKey(SigningKeyCmd::Rotate) => {
+            let store = open(config).await?;
+            let keys = crate::auth::jwt::KeyRing::load(
+                store,
+                config.public_url.clone(),
+                config.access_token_ttl,
+            )
+            .await
+            .map_err(|e| CmdError::Other(e.to_string()))?;
+            let kid = keys
+                .rotate()
+                .await
+                .map_err(|e| CmdError::Other(e.to_string()))?;
+            println!("new signing key {kid}");
+        }
+        Command::SigningKey(SigningKeyCmd::List) => {
+            let store = open(config).await?;
+            for k in store.signing_keys().await? {
+                println!(
+                    "{}  {}  created {}  {}",
+                    k.kid,
+                    k.alg,
+                    crate::model::rfc3339(k.created_at),
+                    match (k.retired_at, k.expires_at) {
+                        (None, _) => "signing".to_owned(),
+                        (Some(_), Some(e)) =>
+                            format!("retired, verifies until {}", crate::model::rfc3339(e)),
+                        (Some(r), None) => format!("retired {}", crate::model::rfc3339(r)),
+                    }
+                );
+            }
         }
         Command::Serve { .. } | Command::Config(_) | Command::Openapi { .. } => {}
     }

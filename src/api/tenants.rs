@@ -135,6 +135,32 @@ fn if_match_version(h: Option<&str>) -> ApiResult<Option<i64>> {
         .map_err(|_| ApiError::bad_request("If-Match", "expected a version ETag such as W/\"3\""))
 }
 
+/// A settings patch applied to the current settings.
+fn apply_settings(
+    current: &crate::model::TenantSettings,
+    patch: &SettingsPatch,
+) -> ApiResult<crate::model::TenantSettings> {
+    let mut s = current.clone();
+    if let Some(m) = patch.maintenance {
+        s.maintenance = m;
+    }
+    if let Some(d) = patch.soft_delete {
+        s.soft_delete = d;
+    }
+    if let Some(p) = &patch.scim_profile {
+        s.scim_profile = serde_json::from_value::<ScimProfile>(serde_json::Value::String(
+            p.0.clone(),
+        ))
+        .map_err(|_| {
+            ApiError::unprocessable(
+                "settings.scim_profile",
+                "expected strict, entra, okta or lenient",
+            )
+        })?;
+    }
+    Ok(s)
+}
+
 pub struct TenantsApi;
 
 #[OpenApi(tag = "Tag::Tenants")]
@@ -233,30 +259,11 @@ impl TenantsApi {
             .transpose()
             .map_err(|e| ApiError::unprocessable("display_name", e.to_string()))?;
         let hostnames = body.hostnames.as_deref().map(parse_hostnames).transpose()?;
-        let settings = match &body.settings {
-            None => None,
-            Some(patch) => {
-                let mut s = t.settings.clone();
-                if let Some(m) = patch.maintenance {
-                    s.maintenance = m;
-                }
-                if let Some(d) = patch.soft_delete {
-                    s.soft_delete = d;
-                }
-                if let Some(p) = &patch.scim_profile {
-                    s.scim_profile = serde_json::from_value::<ScimProfile>(
-                        serde_json::Value::String(p.0.clone()),
-                    )
-                    .map_err(|_| {
-                        ApiError::unprocessable(
-                            "settings.scim_profile",
-                            "expected strict, entra, okta or lenient",
-                        )
-                    })?;
-                }
-                Some(s)
-            }
-        };
+        let settings = body
+            .settings
+            .as_ref()
+            .map(|patch| apply_settings(&t.settings, patch))
+            .transpose()?;
         let t = state
             .store
             .update_tenant(
@@ -271,6 +278,103 @@ impl TenantsApi {
             )
             .await?;
         Ok(Json(TenantView::from(&t)))
+    }
+
+    /// Delete a tenant and all its data (operators; permission `tenants.manage`). Requires
+    /// `confirm` equal to the slug; the default tenant cannot be deleted.
+    #[oai(path = "/api/v1/tenants/:slug", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        req: &Request,
+        slug: Path<String>,
+        /// The tenant's slug again, to confirm.
+        confirm: Query<Option<String>>,
+    ) -> ApiResult<super::users::NoContent> {
+        let p = auth.caller();
+        p.require(Permission::TenantsManage)?;
+        let t = state
+            .store
+            .tenant_by_slug(&slug.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        if confirm.0.as_deref() != Some(slug.0.as_str()) {
+            return Err(ApiError::bad_request(
+                "confirm",
+                "pass confirm=<slug> to delete a tenant and all its data",
+            ));
+        }
+        if t.id == state.default_tenant {
+            return Err(ApiError::conflict(
+                "default_tenant",
+                "the default tenant cannot be deleted",
+            ));
+        }
+        state
+            .store
+            .delete_tenant(&caller_actor(p, req), &p.tenant_id, &t.id)
+            .await?;
+        Ok(super::users::NoContent::Done)
+    }
+
+    /// The caller's tenant settings (permission `settings.manage`).
+    #[oai(path = "/api/v1/settings", method = "get")]
+    async fn settings(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        /// Operators: the tenant to act on (slug).
+        #[oai(name = "X-Idhub-Tenant")]
+        tenant: Header<Option<String>>,
+    ) -> ApiResult<Json<TenantSettingsView>> {
+        let c = auth.caller();
+        c.require(Permission::SettingsManage)?;
+        let ts = super::security::target_tenant(&state, c, tenant.0.as_deref()).await?;
+        let t = state
+            .store
+            .tenant_by_id(ts.tenant_id())
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        Ok(Json(TenantView::from(&*t).settings))
+    }
+
+    /// Change the caller's tenant settings: SCIM compatibility profile and soft delete
+    /// (permission `settings.manage`; maintenance mode is for operators, on the tenant).
+    #[oai(path = "/api/v1/settings", method = "patch")]
+    async fn patch_settings(
+        &self,
+        state: Data<&AppState>,
+        auth: Auth,
+        req: &Request,
+        #[oai(name = "X-Idhub-Tenant")] tenant: Header<Option<String>>,
+        body: Json<SettingsPatch>,
+    ) -> ApiResult<Json<TenantSettingsView>> {
+        let c = auth.caller();
+        c.require(Permission::SettingsManage)?;
+        if body.maintenance.is_some() && !c.operator {
+            return Err(ApiError::forbidden("maintenance mode is set by operators"));
+        }
+        let ts = super::security::target_tenant(&state, c, tenant.0.as_deref()).await?;
+        let t = state
+            .store
+            .tenant_by_id(ts.tenant_id())
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        let settings = apply_settings(&t.settings, &body)?;
+        let t = state
+            .store
+            .update_tenant(
+                &caller_actor(c, req),
+                &t.id,
+                TenantUpdate {
+                    settings: Some(settings),
+                    ..TenantUpdate::default()
+                },
+                None,
+            )
+            .await?;
+        Ok(Json(TenantView::from(&t).settings))
     }
 
     /// The tenant served at this request's host (public: slug and display name only).

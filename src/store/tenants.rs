@@ -180,6 +180,44 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    /// Deletes a tenant and everything in it (users, groups, tokens, sessions, audit trail,
+    /// change log, webhooks: every table cascades). The deletion is audited in `audit_in`
+    /// (the operator's tenant), since the tenant's own trail goes with it.
+    pub async fn delete_tenant(
+        &self,
+        actor: &Actor,
+        audit_in: &TenantId,
+        id: &TenantId,
+    ) -> StoreResult<()> {
+        let mut w = WriteTx::begin(self, audit_in, actor).await?;
+        let slug: Option<String> =
+            sqlx::query_scalar("DELETE FROM tenants WHERE id = $1 RETURNING slug")
+                .bind(id.as_str())
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        let Some(slug) = slug else {
+            return Err(StoreError::NotFound);
+        };
+        w.audit(
+            "tenant.delete",
+            "Tenant",
+            id.as_str(),
+            serde_json::json!({ "slug": slug }),
+        );
+        w.invalidate(Invalidate::Hosts);
+        w.commit().await?;
+        // Everything cached for the tenant goes (tokens are keyed by hash, not tenant).
+        let c = self.caches();
+        c.tenants.invalidate(id).await;
+        c.tokens.invalidate_all();
+        c.users.invalidate_all();
+        c.groups.invalidate_all();
+        c.memberships.invalidate_all();
+        c.sessions.invalidate_all();
+        c.permissions.invalidate_all();
+        Ok(())
+    }
+
     /// The tenant a hostname belongs to, through the cache (negative answers included).
     pub async fn resolve_host(&self, host: &Hostname) -> StoreResult<Option<TenantId>> {
         let cache = &self.caches().hosts;

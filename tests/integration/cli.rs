@@ -115,11 +115,19 @@ fn config_check_shows_sources_and_hides_secrets() {
                 "postgres://app:s3cr3t-pw@db.internal:5432/idhub",
             ),
             ("IDHUB_ADMIN_PASSWORD", "very-secret-admin-pw"),
+            (
+                "IDHUB_SECRET_KEY",
+                "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=",
+            ),
         ],
         &["config", "check", "--log-format", "json"],
     );
     assert!(o.status.success());
     let (out, err) = text(&o);
+    assert!(
+        !out.contains("c2VjcmV0"),
+        "the sealing key is a secret: {out}"
+    );
     assert!(!out.contains("s3cr3t") && !err.contains("s3cr3t"), "{out}");
     assert!(
         !out.contains("very-secret") && !err.contains("very-secret"),
@@ -326,6 +334,24 @@ async fn operator_manages_tenants_admins_and_scim_tokens(b: Backend) {
     let (code, out, _) = run(&["migrate"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("migrations applied"));
+
+    // Signing keys: the first is created on demand, rotation retires it (still verifying).
+    let (code, out, err) = run(&["signing-key", "rotate"]);
+    assert_eq!(code, Some(0), "{err}");
+    let kid = out
+        .trim()
+        .strip_prefix("new signing key ")
+        .unwrap()
+        .to_owned();
+    let (code, out, _) = run(&["signing-key", "list"]);
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&kid) && lines[0].ends_with("signing"),
+        "{out}"
+    );
+    assert!(lines[1].contains("retired, verifies until"), "{out}");
 
     let (code, out, err) = run(&[
         "tenant",
