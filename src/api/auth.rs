@@ -332,17 +332,11 @@ impl AuthApi {
         }
         let tenant = crate::http::tenancy::resolve(&state, req).await?;
         let actor = anonymous_actor(req);
-        let user = auth::password_login(
-            &state,
-            &tenant,
-            &body.username,
-            &body.password,
-            &actor,
-            true,
-        )
-        .await?;
+        let ok =
+            auth::password_login(&state, &tenant, &body.username, &body.password, &actor).await?;
+        let user = ok.user;
         let ts = state.store.tenant(tenant.clone());
-        if ts.totp(&user.id).await?.is_some_and(|t| t.enabled) {
+        if ok.mfa {
             let mfa = state
                 .keys
                 .issue_mfa(tenant.as_str(), &user.id)
@@ -363,7 +357,13 @@ impl AuthApi {
         actor.actor_type = "user".into();
         actor.actor_id = Some(user.id.clone());
         let (session, refresh) = ts
-            .create_session(&actor, &user.id, "pwd", micros(state.config.session_ttl))
+            .create_session(
+                &actor,
+                &user.id,
+                "pwd",
+                micros(state.config.session_ttl),
+                Some(serde_json::Value::Null),
+            )
             .await?;
         let t = tokens(
             &state,

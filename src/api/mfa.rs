@@ -166,16 +166,14 @@ impl MfaApi {
             return Err(ApiError::from(AuthError::InvalidCredentials));
         };
         ts.clear_login_failures(&user.id).await?;
-        ts.audit_outcome(
-            &actor,
-            "auth.login",
-            "success",
-            Some(("User", &user.id)),
-            &serde_json::json!({ "mfa": method }),
-        )
-        .await?;
         let (session, refresh) = ts
-            .create_session(&actor, &user.id, "mfa", micros(state.config.session_ttl))
+            .create_session(
+                &actor,
+                &user.id,
+                "mfa",
+                micros(state.config.session_ttl),
+                Some(serde_json::json!({ "mfa": method })),
+            )
             .await?;
         let t = tokens(
             &state,

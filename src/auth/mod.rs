@@ -126,19 +126,25 @@ async fn find_account(
     Ok(None)
 }
 
+/// A password check that passed.
+#[derive(Debug)]
+pub struct PasswordOk {
+    pub user: User,
+    /// The account has TOTP enabled: a second factor must follow.
+    pub mfa: bool,
+}
+
 /// Checks a user name (or email) and password in `tenant`, with lockout: `lockout_threshold`
 /// failures lock the account for `lockout_duration`. Unknown users cost the same hashing
-/// time as known ones. Failures are always audited, successes when `audit_success` (a
-/// sign-in, not each HTTP Basic request). A hash made with older parameters is replaced on
-/// success.
+/// time as known ones. Failures are audited here; the caller audits the success (with the
+/// session it opens). A hash made with older parameters is replaced on success.
 pub async fn password_login(
     state: &AppState,
     tenant: &TenantId,
     identifier: &str,
     password_given: &str,
     actor: &Actor,
-    audit_success: bool,
-) -> Result<User, AuthError> {
+) -> Result<PasswordOk, AuthError> {
     let store = state.store.tenant(tenant.clone());
     let user = find_account(state, tenant, identifier).await?;
     let fail = |reason: &'static str, user_id: Option<String>| {
@@ -162,18 +168,16 @@ pub async fn password_login(
             }
         }
     };
-    let failures = match &user {
-        Some(u) => store.login_failures(&u.id).await?,
-        None => None,
+    // Hash, lockout state and MFA in one round trip.
+    let facts = match &user {
+        Some(u) => store.login_facts(&u.id).await?,
+        None => crate::store::LoginFacts::default(),
     };
-    if let (Some(u), Some(Some(until))) = (&user, failures) {
+    if let (Some(u), Some(Some(until))) = (&user, facts.failures) {
         fail("locked", Some(u.id.clone())).await;
         return Err(AuthError::Locked { until });
     }
-    let stored = match &user {
-        Some(u) => store.password_hash(&u.id).await?,
-        None => None,
-    };
+    let stored = facts.password_hash.clone();
     let ok = password::verify(password_given.to_owned(), stored.clone()).await?;
     let Some(user) = user else {
         fail("unknown_user", None).await;
@@ -203,7 +207,7 @@ pub async fn password_login(
         fail("disabled", Some(user.id.clone())).await;
         return Err(AuthError::InvalidCredentials);
     }
-    if failures.is_some() {
+    if facts.failures.is_some() {
         store.clear_login_failures(&user.id).await?;
     }
     if stored.as_deref().is_some_and(password::needs_rehash) {
@@ -212,21 +216,10 @@ pub async fn password_login(
             .set_password_hash(&Actor::system(), &user.id, &hash)
             .await?;
     }
-    if audit_success {
-        let mut a = actor.clone();
-        a.actor_type = "user".into();
-        a.actor_id = Some(user.id.clone());
-        store
-            .audit_outcome(
-                &a,
-                "auth.login",
-                "success",
-                Some(("User", &user.id)),
-                &serde_json::Value::Null,
-            )
-            .await?;
-    }
-    Ok(user)
+    Ok(PasswordOk {
+        user,
+        mfa: facts.mfa,
+    })
 }
 
 /// The caller a user of `tenant` is, with `limit` narrowing the permissions (API keys).
@@ -342,17 +335,12 @@ pub async fn caller_from_basic(
     password_given: &str,
     actor: &Actor,
 ) -> Result<Caller, AuthError> {
-    let user = password_login(state, tenant, user_name, password_given, actor, false).await?;
+    let ok = password_login(state, tenant, user_name, password_given, actor).await?;
     // HTTP Basic cannot carry a second factor.
-    if state
-        .store
-        .tenant(tenant.clone())
-        .totp(&user.id)
-        .await?
-        .is_some_and(|t| t.enabled)
-    {
+    if ok.mfa {
         return Err(AuthError::MfaRequired);
     }
+    let user = ok.user;
     build_caller(state, tenant, &user, AuthMethod::Basic, None, None, None).await
 }
 

@@ -117,6 +117,7 @@ impl TenantStore {
         outcome: &str,
         details: &serde_json::Value,
     ) -> StoreResult<()> {
+        let _turn = self.store.write_turn().await;
         let mut conn = self.pool().acquire().await?;
         insert_audit(
             &mut conn,

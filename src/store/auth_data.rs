@@ -66,6 +66,14 @@ pub enum Refreshed {
     Invalid,
 }
 
+/// See [`TenantStore::login_facts`].
+#[derive(Clone, Debug, Default)]
+pub struct LoginFacts {
+    pub password_hash: Option<String>,
+    pub failures: Option<Option<Micros>>,
+    pub mfa: bool,
+}
+
 /// A custom role.
 #[derive(Clone, Debug)]
 pub struct Role {
@@ -158,7 +166,8 @@ impl Store {
         key: &SigningKeyRow,
         old_expire_at: Micros,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $1, expires_at = $2 WHERE retired_at IS NULL",
         )
@@ -182,6 +191,7 @@ impl Store {
 
     /// Stores the first signing key unless another node got there first (then nothing).
     pub async fn insert_first_signing_key(&self, key: &SigningKeyRow) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
         let live: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL")
@@ -227,6 +237,7 @@ impl Store {
     pub async fn refresh(&self, secret: &str, ttl_extension: Micros) -> StoreResult<Refreshed> {
         let hash = hash_token(secret);
         let now = now_micros();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
         let row = sqlx::query(
             "SELECT rt.tenant_id, rt.session_id, rt.used_at, s.revoked_at, s.expires_at FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1",
@@ -302,17 +313,44 @@ impl Store {
 }
 
 impl TenantStore {
-    /// Opens a session for `user_id` and issues its first refresh token.
+    /// What a sign-in needs to know about an account, in one round trip: the password hash,
+    /// the failed-login record (`Some(None)`: failures but no lock; `Some(Some(t))`: locked
+    /// until `t`) and whether TOTP is enabled.
+    pub async fn login_facts(&self, user_id: &str) -> StoreResult<LoginFacts> {
+        let row = sqlx::query(
+            "SELECT c.secret AS hash, f.user_id AS failed, f.locked_until, t.enabled AS mfa FROM users u LEFT JOIN credentials c ON c.user_id = u.id AND c.kind = 'password' LEFT JOIN login_failures f ON f.user_id = u.id LEFT JOIN mfa_totp t ON t.user_id = u.id WHERE u.tenant_id = $1 AND u.id = $2",
+        )
+        .bind(self.tid())
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else {
+            return Ok(LoginFacts::default());
+        };
+        let now = now_micros();
+        let failed: Option<String> = r.try_get("failed")?;
+        let until: Option<i64> = r.try_get("locked_until")?;
+        Ok(LoginFacts {
+            password_hash: r.try_get("hash")?,
+            failures: failed.map(|_| until.filter(|t| *t > now)),
+            mfa: r.try_get::<Option<i64>, _>("mfa")?.unwrap_or(0) != 0,
+        })
+    }
+
+    /// Opens a session for `user_id` and issues its first refresh token. With `audit`, the
+    /// successful sign-in is audited in the same transaction (details as given).
     pub async fn create_session(
         &self,
         actor: &Actor,
         user_id: &str,
         auth_method: &str,
         lifetime: Micros,
+        audit: Option<serde_json::Value>,
     ) -> StoreResult<(Session, String)> {
         let now = now_micros();
         let id = new_id();
         let secret = refresh_secret();
+        let _turn = self.store.write_turn().await;
         let mut tx = self
             .pool()
             .begin_with(self.store.backend().begin_write())
@@ -340,6 +378,19 @@ impl TenantStore {
         .execute(&mut *tx)
         .await?;
         let session = session_row(&row)?;
+        if let Some(details) = audit {
+            insert_audit(
+                &mut tx,
+                self.tenant_id.as_str(),
+                actor,
+                "auth.login",
+                "success",
+                Some(("User", user_id)),
+                &details,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok((session, secret))
     }
@@ -433,6 +484,7 @@ impl TenantStore {
         target: Option<(&str, &str)>,
         details: &serde_json::Value,
     ) -> StoreResult<()> {
+        let _turn = self.store.write_turn().await;
         let mut conn = self.pool().acquire().await?;
         insert_audit(
             &mut conn,
@@ -470,10 +522,7 @@ impl TenantStore {
         lock_for: Micros,
     ) -> StoreResult<Option<Micros>> {
         let now = now_micros();
-        let _turn = match self.store.backend() {
-            super::dialect::Backend::Sqlite => Some(self.store.writer().lock_owned().await),
-            super::dialect::Backend::Postgres => None,
-        };
+        let _turn = self.store.write_turn().await;
         let failures: i64 = sqlx::query_scalar(
             "INSERT INTO login_failures (tenant_id, user_id, failures, updated_at) VALUES ($1, $2, 1, $3) ON CONFLICT (user_id) DO UPDATE SET failures = login_failures.failures + 1, updated_at = excluded.updated_at RETURNING failures",
         )
@@ -499,10 +548,7 @@ impl TenantStore {
 
     /// Forgets failed logins (after a success, or an administrator's unlock).
     pub async fn clear_login_failures(&self, user_id: &str) -> StoreResult<()> {
-        let _turn = match self.store.backend() {
-            super::dialect::Backend::Sqlite => Some(self.store.writer().lock_owned().await),
-            super::dialect::Backend::Postgres => None,
-        };
+        let _turn = self.store.write_turn().await;
         sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND user_id = $2")
             .bind(self.tid())
             .bind(user_id)

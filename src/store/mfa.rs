@@ -87,6 +87,7 @@ impl TenantStore {
 
     /// Accepts a TOTP step once: false when this or a later step was already used.
     pub async fn use_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        let _turn = self.store.write_turn().await;
         let done = sqlx::query(
             "UPDATE mfa_totp SET last_step = $1 WHERE tenant_id = $2 AND user_id = $3 AND enabled = 1 AND (last_step IS NULL OR last_step < $1)",
         )
@@ -100,6 +101,7 @@ impl TenantStore {
 
     /// Spends a backup code (by hash): false when unknown or already used.
     pub async fn use_backup_code(&self, user_id: &str, hash: &str) -> StoreResult<bool> {
+        let _turn = self.store.write_turn().await;
         let done = sqlx::query(
             "UPDATE mfa_backup_codes SET used_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND code_hash = $4 AND used_at IS NULL",
         )

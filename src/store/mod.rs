@@ -22,7 +22,7 @@ mod webhooks;
 mod write;
 
 pub use audit::{AuditQuery, Dashboard, EventCursor};
-pub use auth_data::{Refreshed, Role, Session, SigningKeyRow};
+pub use auth_data::{LoginFacts, Refreshed, Role, Session, SigningKeyRow};
 pub use error::{StoreError, StoreResult};
 pub use mfa::TotpRecord;
 pub use scim_data::{Found, Search};
@@ -156,6 +156,16 @@ impl Store {
 
     pub(crate) fn writer(&self) -> Arc<tokio::sync::Mutex<()>> {
         self.inner.writer.clone()
+    }
+
+    /// This node's turn to write (SQLite: one writer at a time, queued here rather than in
+    /// SQLite's sleeping busy handler; PostgreSQL: no turn needed). Hold it until the write
+    /// commits.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend() {
+            dialect::Backend::Sqlite => Some(self.writer().lock_owned().await),
+            dialect::Backend::Postgres => None,
+        }
     }
 
     /// A handle bound to one tenant. Tenant ids only come from the store itself (host

@@ -123,6 +123,7 @@ impl Store {
                 .is_ok()
         {
             // At most once a minute per token per node: cheap, and visible to operators.
+            let _turn = self.write_turn().await;
             let r = sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&auth.token_id)

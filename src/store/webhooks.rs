@@ -383,10 +383,7 @@ impl Store {
         batch: u32,
         payload: &(dyn Fn(&TenantId, &EventCursor, &crate::model::Change) -> String + Sync),
     ) -> StoreResult<usize> {
-        let _turn = match self.backend() {
-            Backend::Sqlite => Some(self.writer().lock_owned().await),
-            Backend::Postgres => None,
-        };
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -449,10 +446,7 @@ impl Store {
         lease: Micros,
     ) -> StoreResult<Vec<DueDelivery>> {
         let now = now_micros();
-        let _turn = match self.backend() {
-            Backend::Sqlite => Some(self.writer().lock_owned().await),
-            Backend::Postgres => None,
-        };
+        let _turn = self.write_turn().await;
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -506,10 +500,7 @@ impl Store {
                 ("pending", next)
             }
         };
-        let _turn = match self.backend() {
-            Backend::Sqlite => Some(self.writer().lock_owned().await),
-            Backend::Postgres => None,
-        };
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (id, tenant_id, delivery_id, attempted_at, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -1,0 +1,184 @@
+//! What the benchmarks share: a load generator and a release `idhub` server process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const SECONDS: u64 = 5;
+pub const POOL: u32 = 16;
+
+pub struct Rate {
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: usize,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>9.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            self.per_sec, self.p50_ms, self.p99_ms, self.errors
+        )
+    }
+}
+
+/// Runs `op` from `concurrency` tasks for `SECONDS`, counting completions and latencies.
+pub async fn load<F, Fut>(concurrency: usize, op: F) -> Rate
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    load_for(concurrency, Duration::from_secs(SECONDS), op).await
+}
+
+/// [`load`] for a given duration.
+pub async fn load_for<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Rate
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let op = op.clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if op(i).await {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap_or_default();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Rate {
+        per_sec: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18555)
+}
+
+pub async fn start_server(db_url: &str, dir: &std::path::Path) -> Server {
+    start_server_with(db_url, dir, &[]).await
+}
+
+/// Starts the release binary with extra `IDHUB_*` settings and issues a SCIM token.
+pub async fn start_server_with(
+    db_url: &str,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Server {
+    let bin = env!("CARGO_BIN_EXE_idhub");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("IDHUB_DATABASE_URL", db_url)
+        .env("IDHUB_ADMIN_PASSWORD", "bench-admin-password")
+        .env("IDHUB_LOG_LEVEL", "warn")
+        .env("IDHUB_DATABASE_MAX_CONNECTIONS", POOL.to_string())
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start idhub");
+    let base = format!("http://127.0.0.1:{port}");
+    // The banner's first line says the server is listening.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next();
+    assert!(
+        first.is_some_and(|l| l.is_ok_and(|l| l.contains("listening"))),
+        "idhub did not start"
+    );
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.by_ref().for_each(drop));
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .args([
+            "scim-token",
+            "create",
+            "--tenant",
+            "default",
+            "--name",
+            "bench",
+        ])
+        .env("IDHUB_DATABASE_URL", db_url)
+        .output()
+        .expect("create token");
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("idh_scim_"))
+        .expect("token printed")
+        .trim()
+        .to_owned();
+    Server { child, base, token }
+}
+
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
