@@ -6,6 +6,7 @@ mod harness;
 
 mod admin_api;
 mod admin_auth;
+mod admin_walk;
 mod cache;
 mod cli;
 mod conformance;
