@@ -3,13 +3,15 @@
 
 /// Resource types and operations that appear in the change log, as (type, operation) and
 /// their public name.
-pub const CATALOGUE: [(&str, &str, &str); 14] = [
+pub const CATALOGUE: [(&str, &str, &str); 16] = [
     ("User", "create", "user.created"),
     ("User", "update", "user.updated"),
     ("User", "delete", "user.deleted"),
     ("Group", "create", "group.created"),
     ("Group", "update", "group.updated"),
     ("Group", "delete", "group.deleted"),
+    ("Membership", "create", "membership.added"),
+    ("Membership", "delete", "membership.removed"),
     ("Role", "create", "role.created"),
     ("Role", "update", "role.updated"),
     ("Role", "delete", "role.deleted"),
@@ -55,6 +57,11 @@ mod tests {
         assert_eq!(event_type("User", "create"), "user.created");
         assert_eq!(expand("user.deleted"), Some(vec![("User", "delete")]));
         assert_eq!(expand("group.*").map(|v| v.len()), Some(3));
+        assert_eq!(
+            expand("membership.*"),
+            Some(vec![("Membership", "create"), ("Membership", "delete")])
+        );
+        assert_eq!(event_type("Membership", "delete"), "membership.removed");
         assert_eq!(expand("*").map(|v| v.len()), Some(CATALOGUE.len()));
         assert_eq!(expand("user.exploded"), None);
         assert_eq!(expand("nothing.*"), None);

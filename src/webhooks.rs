@@ -31,16 +31,25 @@ pub fn signature(secret: &str, t: u64, body: &str) -> String {
 
 /// The JSON body of an event delivery.
 pub fn payload(tenant: &TenantId, cursor: &EventCursor, c: &Change) -> String {
+    let data = match (c.resource_type.as_str(), c.resource_id.split_once('/')) {
+        ("Membership", Some((group, member))) => serde_json::json!({
+            "resource_type": "Membership",
+            "group_id": group,
+            "member_id": member,
+            "group_version": c.resource_version,
+        }),
+        _ => serde_json::json!({
+            "resource_type": c.resource_type,
+            "id": c.resource_id,
+            "version": c.resource_version,
+        }),
+    };
     serde_json::json!({
         "id": cursor.encode(),
         "type": crate::events::event_type(&c.resource_type, &c.operation),
         "tenant_id": tenant.as_str(),
         "occurred_at": rfc3339(c.occurred_at),
-        "data": {
-            "resource_type": c.resource_type,
-            "id": c.resource_id,
-            "version": c.resource_version,
-        },
+        "data": data,
     })
     .to_string()
 }

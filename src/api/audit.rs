@@ -67,6 +67,7 @@ pub struct EventView {
     #[oai(rename = "type")]
     pub ty: String,
     pub resource_type: String,
+    /// The resource's id; for `membership.*`, `<group id>/<member id>`.
     pub resource_id: String,
     /// The resource's version after the change (its ETag is `W/"<version>"`).
     pub version: i64,

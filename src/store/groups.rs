@@ -118,8 +118,9 @@ impl TenantStore {
         .fetch_one(&mut *w.tx)
         .await?;
         let group = rows::group(&row)?;
-        insert_members(&mut w, &id, members).await?;
+        let added = insert_members(&mut w, &id, members).await?;
         w.changed("Group", &id, "create", group.version, "group.create");
+        membership_changes(&mut w, &id, group.version, &added, &[]);
         w.invalidate(Invalidate::Group(id));
         w.commit().await?;
         Ok(group)
@@ -160,6 +161,7 @@ impl TenantStore {
             .await?;
         }
         let mut changed = new.is_some();
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
         if let Some(all) = &delta.replace {
             let old: Vec<String> = sqlx::query_scalar(
                 "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 RETURNING member_id",
@@ -172,13 +174,29 @@ impl TenantStore {
             let after: HashSet<&str> = all.iter().map(|m| m.id.as_str()).collect();
             changed |= before != after;
             w.invalidate(Invalidate::Memberships(old.clone()));
-            insert_members(&mut w, id, all).await?;
+            let now_in = insert_members(&mut w, id, all).await?;
+            let now_set: HashSet<&str> = now_in.iter().map(String::as_str).collect();
+            added.extend(
+                now_in
+                    .iter()
+                    .filter(|m| !before.contains(m.as_str()))
+                    .cloned(),
+            );
+            removed.extend(
+                old.iter()
+                    .filter(|m| !now_set.contains(m.as_str()))
+                    .cloned(),
+            );
         }
         if new.as_ref().is_some_and(|n| n.display_name != current_name) {
             w.invalidate(Invalidate::AllMemberships);
         }
-        changed |= insert_members(&mut w, id, &delta.add).await? > 0;
-        changed |= delete_members(&mut w, id, &delta.remove).await? > 0;
+        let more = insert_members(&mut w, id, &delta.add).await?;
+        changed |= !more.is_empty();
+        added.extend(more);
+        let fewer = delete_members(&mut w, id, &delta.remove).await?;
+        changed |= !fewer.is_empty();
+        removed.extend(fewer);
         if !changed {
             // Re-adding members or removing non-members changes nothing: same version, no
             // change-log entry (identity providers holding the ETag see no spurious change).
@@ -191,6 +209,7 @@ impl TenantStore {
         }
         let group = bump_group(&mut w, id).await?;
         w.changed("Group", id, "update", group.version, "group.update");
+        membership_changes(&mut w, id, group.version, &added, &removed);
         w.commit().await?;
         Ok(group)
     }
@@ -231,7 +250,7 @@ impl TenantStore {
         .bind(id)
         .fetch_all(&mut *w.tx)
         .await?;
-        bump_groups(&mut w, &parents).await?;
+        bump_groups(&mut w, &parents, id).await?;
         w.invalidate(Invalidate::AllMemberships);
         w.changed("Group", id, "delete", version + 1, "group.delete");
         w.invalidate(Invalidate::Group(id.to_owned()));
@@ -423,8 +442,8 @@ async fn insert_members(
     w: &mut WriteTx,
     group_id: &str,
     members: &[MemberSpec],
-) -> StoreResult<u64> {
-    let mut inserted = 0u64;
+) -> StoreResult<Vec<String>> {
+    let mut inserted = Vec::new();
     let mut seen = HashSet::new();
     let unique: Vec<&MemberSpec> = members
         .iter()
@@ -462,7 +481,7 @@ async fn insert_members(
             values.push(format!("($1, $2, ${base}, ${}, $3)", base + 1));
         }
         let mut q = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, created_at) VALUES {} ON CONFLICT (group_id, member_id) DO NOTHING",
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, created_at) VALUES {} ON CONFLICT (group_id, member_id) DO NOTHING RETURNING member_id",
             values.join(", ")
         )))
         .bind(w.tid())
@@ -475,7 +494,9 @@ async fn insert_members(
                 .unwrap_or(MemberType::User);
             q = q.bind(m.id.clone()).bind(ty.as_str());
         }
-        inserted += q.execute(&mut *w.tx).await?.rows_affected();
+        for r in q.fetch_all(&mut *w.tx).await? {
+            inserted.push(r.try_get::<String, _>("member_id")?);
+        }
         if typed.values().any(|t| *t == MemberType::Group) {
             // A nested group's members gain indirect memberships too.
             w.invalidate(Invalidate::AllMemberships);
@@ -489,8 +510,12 @@ async fn insert_members(
 }
 
 /// Deletes memberships in batches; ids that are not members are ignored.
-async fn delete_members(w: &mut WriteTx, group_id: &str, ids: &[String]) -> StoreResult<u64> {
-    let mut deleted = 0u64;
+async fn delete_members(
+    w: &mut WriteTx,
+    group_id: &str,
+    ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut deleted = Vec::new();
     for chunk in ids.chunks(BATCH) {
         let mut q = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id IN ({}) RETURNING member_id, member_type",
@@ -502,7 +527,6 @@ async fn delete_members(w: &mut WriteTx, group_id: &str, ids: &[String]) -> Stor
             q = q.bind(id.clone());
         }
         let removed = q.fetch_all(&mut *w.tx).await?;
-        deleted += u64::try_from(removed.len()).unwrap_or(0);
         let mut users = Vec::with_capacity(removed.len());
         let mut nested = false;
         for r in &removed {
@@ -510,6 +534,7 @@ async fn delete_members(w: &mut WriteTx, group_id: &str, ids: &[String]) -> Stor
             nested |= m.member_type == MemberType::Group;
             users.push(m.member_id);
         }
+        deleted.extend(users.iter().cloned());
         if nested {
             // A removed group's members lose indirect memberships too.
             w.invalidate(Invalidate::AllMemberships);
@@ -535,11 +560,33 @@ async fn bump_group(w: &mut WriteTx, group_id: &str) -> StoreResult<Group> {
     rows::group(&row)
 }
 
-/// Bumps the version of every group that lost a member through a deletion.
-pub(super) async fn bump_groups(w: &mut WriteTx, group_ids: &[String]) -> StoreResult<()> {
+/// Bumps the version of every group that lost `member_id` through its deletion.
+pub(super) async fn bump_groups(
+    w: &mut WriteTx,
+    group_ids: &[String],
+    member_id: &str,
+) -> StoreResult<()> {
     for gid in group_ids {
         let g = bump_group(w, gid).await?;
         w.changed("Group", gid, "update", g.version, "group.members.remove");
+        membership_changes(w, gid, g.version, &[], &[member_id.to_owned()]);
     }
     Ok(())
+}
+
+/// Change-log entries (no audit rows: the group's own entry is audited) for each member
+/// added to or removed from a group: resource type `Membership`, id `<group>/<member>`,
+/// published as `membership.added` / `membership.removed`.
+fn membership_changes(
+    w: &mut WriteTx,
+    group_id: &str,
+    version: i64,
+    added: &[String],
+    removed: &[String],
+) {
+    for (ids, op) in [(added, "create"), (removed, "delete")] {
+        for m in ids {
+            w.changed_only("Membership", &format!("{group_id}/{m}"), op, version);
+        }
+    }
 }

@@ -326,7 +326,7 @@ impl TenantStore {
         .bind(id)
         .fetch_all(&mut *w.tx)
         .await?;
-        super::groups::bump_groups(&mut w, &groups).await?;
+        super::groups::bump_groups(&mut w, &groups, id).await?;
         w.invalidate(Invalidate::Memberships(vec![id.to_owned()]));
         w.changed("User", id, "delete", version + 1, "user.delete");
         w.invalidate(Invalidate::User(id.to_owned()));

@@ -109,6 +109,22 @@ impl WriteTx {
         self.audit(action, resource_type, resource_id, serde_json::Value::Null);
     }
 
+    /// Records a change-log entry without an audit record (its cause is audited elsewhere).
+    pub(super) fn changed_only(
+        &mut self,
+        resource_type: &'static str,
+        resource_id: &str,
+        operation: &'static str,
+        version: i64,
+    ) {
+        self.changes.push(ChangeEntry {
+            resource_type,
+            resource_id: resource_id.to_owned(),
+            operation,
+            version,
+        });
+    }
+
     /// Records an audit entry without a change-log entry (e.g. a token issued).
     pub(super) fn audit(
         &mut self,

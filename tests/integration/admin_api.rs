@@ -16,6 +16,7 @@ backend_tests!(
     malformed_input_is_a_400_or_422_never_a_500,
     deleting_a_tenant_needs_confirmation_and_removes_everything,
     tenant_admins_change_their_settings,
+    membership_changes_are_events,
 );
 
 async fn send(
@@ -922,5 +923,88 @@ async fn tenant_admins_change_their_settings(b: Backend) {
         .unwrap();
     assert_eq!(s["scim_profile"], before["scim_profile"]);
     assert_eq!(s["soft_delete"], false);
+    app.stop().await;
+}
+
+async fn membership_changes_are_events(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let admin = admin_tokens(&app).await;
+    let scim = app.scim().await;
+    let u1 = scim.create_user("mem-1", json!({})).await;
+    let u2 = scim.create_user("mem-2", json!({})).await;
+    let g = scim.create_group("mem-group", &[&u1]).await;
+    let patch = |ops: Value| {
+        let path = format!("/Groups/{g}");
+        let scim = &scim;
+        async move {
+            scim.patch(
+                &path,
+                &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+            )
+            .await
+        }
+    };
+    assert!(matches!(
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": u2}, {"value": u1}]}]))
+            .await
+            .status,
+        200 | 204
+    ));
+    assert!(matches!(
+        patch(json!([{"op": "remove", "path": format!("members[value eq \"{u1}\"]")}]))
+            .await
+            .status,
+        200 | 204
+    ));
+    // Replacing the member list: u2 stays, u1 comes back.
+    assert!(matches!(
+        patch(
+            json!([{"op": "replace", "path": "members", "value": [{"value": u2}, {"value": u1}]}])
+        )
+        .await
+        .status,
+        200 | 204
+    ));
+    // Deleting a user removes it from its groups.
+    assert_eq!(scim.delete(&format!("/Users/{u2}")).await.status, 204);
+
+    let mut got: Vec<(String, String)> = Vec::new();
+    for _ in 0..100 {
+        let p: Value = get(
+            &app,
+            &admin.access,
+            "/api/v1/events?types=membership.*&limit=100",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        got = p["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_owned(),
+                    e["resource_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        if got.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pair = |t: &str, m: &str| (t.to_owned(), format!("{g}/{m}"));
+    assert_eq!(
+        got,
+        [
+            pair("membership.added", &u1),
+            pair("membership.added", &u2),
+            pair("membership.removed", &u1),
+            pair("membership.added", &u1),
+            pair("membership.removed", &u2),
+        ]
+    );
     app.stop().await;
 }
