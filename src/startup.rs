@@ -299,15 +299,35 @@ impl Application {
         let grace = self.state.config.shutdown_grace;
         let store = self.state.store.clone();
         let webhooks = crate::webhooks::spawn(self.state.clone());
+        let usage = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(TOKEN_USAGE_INTERVAL);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store.flush_token_usage().await {
+                        tracing::warn!(error = %e, "cannot write token use summaries");
+                    }
+                }
+            })
+        };
         let app = crate::http::app(self.state);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await;
         webhooks.abort();
+        usage.abort();
+        if let Err(e) = store.flush_token_usage().await {
+            tracing::warn!(error = %e, "cannot write token use summaries");
+        }
         store.close().await;
         result
     }
 }
+
+/// How often token use is summarised into the audit trail.
+const TOKEN_USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {

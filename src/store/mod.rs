@@ -66,6 +66,8 @@ struct Inner {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// The default tenant (operators live there), set once at start.
     default_tenant: std::sync::OnceLock<TenantId>,
+    /// Token uses since the last summary (see `Store::flush_token_usage`).
+    token_usage: std::sync::Mutex<std::collections::HashMap<String, tokens::TokenUsage>>,
 }
 
 impl Store {
@@ -104,6 +106,7 @@ impl Store {
                 max_connections: opts.max_connections,
                 writer: Arc::new(tokio::sync::Mutex::new(())),
                 default_tenant: std::sync::OnceLock::new(),
+                token_usage: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -152,6 +155,12 @@ impl Store {
     /// Whether `id` is the default tenant, where operators live.
     pub fn is_default_tenant(&self, id: &TenantId) -> bool {
         self.inner.default_tenant.get() == Some(id)
+    }
+
+    pub(crate) fn token_usage(
+        &self,
+    ) -> &std::sync::Mutex<std::collections::HashMap<String, tokens::TokenUsage>> {
+        &self.inner.token_usage
     }
 
     pub(crate) fn writer(&self) -> Arc<tokio::sync::Mutex<()>> {

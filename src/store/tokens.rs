@@ -133,8 +133,82 @@ impl Store {
                 tracing::warn!(error = %e, token_id = %auth.token_id, "cannot record token use");
             }
         }
+        self.count_use(&auth, now);
         Ok(Some(auth))
     }
+
+    fn count_use(&self, auth: &TokenAuth, now: Micros) {
+        let actor_type = match &auth.principal.kind {
+            PrincipalKind::ScimToken { .. } => "scim_token",
+            PrincipalKind::ApiKey { .. } => "api_key",
+            PrincipalKind::Admin { .. } => "user",
+        };
+        if let Ok(mut m) = self.token_usage().lock() {
+            let e = m
+                .entry(auth.token_id.clone())
+                .or_insert_with(|| TokenUsage {
+                    tenant_id: auth.principal.tenant_id.clone(),
+                    actor_type,
+                    uses: 0,
+                    first: now,
+                    last: now,
+                });
+            e.uses += 1;
+            e.last = now;
+        }
+    }
+
+    /// Writes one `token.use` audit record per token used since the last call (how many
+    /// requests, first and last use), so the audit trail summarises token use without a row
+    /// per request. Called periodically and at shutdown.
+    pub async fn flush_token_usage(&self) -> StoreResult<usize> {
+        let taken: Vec<(String, TokenUsage)> = match self.token_usage().lock() {
+            Ok(mut m) => m.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let _turn = self.write_turn().await;
+        let mut conn = self.pool().acquire().await?;
+        for (token_id, u) in &taken {
+            let actor = crate::model::Actor {
+                actor_type: u.actor_type.into(),
+                actor_id: Some(token_id.clone()),
+                ..crate::model::Actor::default()
+            };
+            let r = super::write::insert_audit(
+                &mut conn,
+                u.tenant_id.as_str(),
+                &actor,
+                "token.use",
+                "success",
+                Some(("Token", token_id)),
+                &serde_json::json!({
+                    "uses": u.uses,
+                    "first": crate::model::rfc3339(u.first),
+                    "last": crate::model::rfc3339(u.last),
+                }),
+                now_micros(),
+            )
+            .await;
+            // A token (or tenant) deleted meanwhile has nothing to summarise.
+            if let Err(e) = r {
+                tracing::debug!(error = %e, token = %token_id, "token use summary dropped");
+            }
+        }
+        Ok(taken.len())
+    }
+}
+
+/// Uses of one token since the last summary.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenUsage {
+    tenant_id: TenantId,
+    actor_type: &'static str,
+    uses: u64,
+    first: Micros,
+    last: Micros,
 }
 
 impl TenantStore {

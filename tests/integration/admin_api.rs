@@ -17,6 +17,7 @@ backend_tests!(
     deleting_a_tenant_needs_confirmation_and_removes_everything,
     tenant_admins_change_their_settings,
     membership_changes_are_events,
+    token_use_is_summarised_in_the_audit_log,
 );
 
 async fn send(
@@ -1006,5 +1007,33 @@ async fn membership_changes_are_events(b: Backend) {
             pair("membership.removed", &u2),
         ]
     );
+    app.stop().await;
+}
+
+async fn token_use_is_summarised_in_the_audit_log(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let admin = admin_tokens(&app).await;
+    let scim = app.scim().await;
+    for _ in 0..7 {
+        assert_eq!(scim.get("/Users?count=1").await.status, 200);
+    }
+    // Summaries are written every few minutes and at shutdown; write them now.
+    assert!(app.store.flush_token_usage().await.unwrap() >= 1);
+    let audit: Value = get(&app, &admin.access, "/api/v1/audit?action=token.use")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scim_rows: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor_type"] == "scim_token")
+        .collect();
+    assert_eq!(scim_rows.len(), 1, "{audit}");
+    assert_eq!(scim_rows[0]["details"]["uses"], 7);
+    assert_eq!(scim_rows[0]["target_type"], "Token");
+    // Nothing new: nothing written.
+    assert_eq!(app.store.flush_token_usage().await.unwrap(), 0);
     app.stop().await;
 }
