@@ -206,7 +206,6 @@ async fn main() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let during = load(
         64,
         scim_get(

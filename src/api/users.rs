@@ -516,10 +516,7 @@ impl UsersApi {
         c.require(Permission::UsersRead)?;
         let ts = target_tenant(&state, c, tenant.0.as_deref()).await?;
         load_user(&ts, &id.0).await?;
-        Ok(Json(RoleNames {
-            direct: ts.user_roles(&id.0).await?,
-            effective: ts.effective_roles(&id.0).await?,
-        }))
+        Ok(Json(role_names(&ts, &id.0).await?))
     }
 
     /// Grant a role to a user (permission `roles.manage`; `superadmin` only by operators,
@@ -539,10 +536,7 @@ impl UsersApi {
         let ts = target_tenant(&state, c, tenant.0.as_deref()).await?;
         check_assignable(&state, c, &ts, &role.0).await?;
         ts.grant_role(&caller_actor(c, req), &id.0, &role.0).await?;
-        Ok(Json(RoleNames {
-            direct: ts.user_roles(&id.0).await?,
-            effective: ts.effective_roles(&id.0).await?,
-        }))
+        Ok(Json(role_names(&ts, &id.0).await?))
     }
 
     /// Remove a role from a user (permission `roles.manage`).
@@ -572,10 +566,7 @@ impl UsersApi {
                 ),
                 other => other.into(),
             })?;
-        Ok(Json(RoleNames {
-            direct: ts.user_roles(&id.0).await?,
-            effective: ts.effective_roles(&id.0).await?,
-        }))
+        Ok(Json(role_names(&ts, &id.0).await?))
     }
 
     /// The groups a user belongs to, directly or through nesting (permission `users.read`).
@@ -675,6 +666,14 @@ impl UsersApi {
             .ok_or_else(|| ApiError::not_found("user"))?;
         Ok(ok(&u))
     }
+}
+
+/// A user's direct and effective roles.
+async fn role_names(ts: &TenantStore, user_id: &str) -> ApiResult<RoleNames> {
+    Ok(RoleNames {
+        direct: ts.user_roles(user_id).await?,
+        effective: ts.effective_roles(user_id).await?,
+    })
 }
 
 /// A role may be assigned when it exists in the tenant; `superadmin` only by operators and

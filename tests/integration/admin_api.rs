@@ -3,8 +3,9 @@
 
 use crate::admin_auth::{admin_tokens, create_user, get, grant, login_ok};
 use crate::backend_tests;
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, TestApp, eventually};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 backend_tests!(
     rest_and_scim_see_the_same_users,
@@ -656,26 +657,22 @@ async fn events_api_pages_the_change_log_with_a_cursor(b: Backend) {
             })
             .collect()
     };
-    // Follow the cursor to the end (on PostgreSQL, waiting out other tests' transactions).
-    for _ in 0..200 {
-        let p: Value = get(
-            &app,
-            &admin.access,
-            &format!("/api/v1/events?limit=2&after={cursor}"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        all.extend(p["data"].as_array().unwrap().iter().cloned());
-        cursor = p["next_cursor"].as_str().unwrap().to_owned();
-        if p["has_more"] == false {
-            if ours(&all).len() >= 4 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Follow the cursor to the end, in pages of 2 (on PostgreSQL, until other tests'
+    // transactions have ended and ours are served).
+    let start = cursor.clone();
+    let (rest, end) = eventually("our four events", Duration::from_secs(15), || {
+        let (app, token, start) = (&app, admin.access.clone(), start.clone());
+        let ours = &ours;
+        async move {
+            let (rest, end) = follow(app, &token, &start).await;
+            let mut seen = all_first(app, &token).await;
+            seen.extend(rest.iter().cloned());
+            (ours(&seen).len() >= 4).then_some((rest, end))
         }
-    }
+    })
+    .await;
+    all.extend(rest);
+    cursor = end;
     let mine = ours(&all);
     assert_eq!(
         mine,
@@ -702,22 +699,14 @@ async fn events_api_pages_the_change_log_with_a_cursor(b: Backend) {
     // transaction older than it has ended, cluster-wide, so other tests' transactions on the
     // same server may delay it briefly: poll.)
     scim.create_user("ev-c", json!({})).await;
-    let mut p = Value::Null;
-    for _ in 0..100 {
-        p = get(
-            &app,
-            &admin.access,
-            &format!("/api/v1/events?after={cursor}"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        if !p["data"].as_array().unwrap().is_empty() {
-            break;
+    let p = eventually("the later event", Duration::from_secs(15), || {
+        let (app, token, cursor) = (&app, admin.access.clone(), cursor.clone());
+        async move {
+            let p = events(app, &token, &format!("after={cursor}")).await;
+            (!p["data"].as_array().unwrap().is_empty()).then_some(p)
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
     assert_eq!(p["data"][0]["type"], "user.created");
 
@@ -969,33 +958,26 @@ async fn membership_changes_are_events(b: Backend) {
     // Deleting a user removes it from its groups.
     assert_eq!(scim.delete(&format!("/Users/{u2}")).await.status, 204);
 
-    let mut got: Vec<(String, String)> = Vec::new();
-    for _ in 0..100 {
-        let p: Value = get(
-            &app,
-            &admin.access,
-            "/api/v1/events?types=membership.*&limit=100",
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        got = p["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["type"].as_str().unwrap().to_owned(),
-                    e["resource_id"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        if got.len() >= 5 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let got: Vec<(String, String)> =
+        eventually("five membership events", Duration::from_secs(15), || {
+            let (app, token) = (&app, admin.access.clone());
+            async move {
+                let p = events(app, &token, "types=membership.*&limit=100").await;
+                let got: Vec<(String, String)> = p["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["type"].as_str().unwrap().to_owned(),
+                            e["resource_id"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                (got.len() >= 5).then_some(got)
+            }
+        })
+        .await;
     let pair = |t: &str, m: &str| (t.to_owned(), format!("{g}/{m}"));
     assert_eq!(
         got,
@@ -1036,4 +1018,33 @@ async fn token_use_is_summarised_in_the_audit_log(b: Backend) {
     // Nothing new: nothing written.
     assert_eq!(app.store.flush_token_usage().await.unwrap(), 0);
     app.stop().await;
+}
+
+async fn events(app: &TestApp, token: &str, query: &str) -> Value {
+    get(app, token, &format!("/api/v1/events?{query}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The first page of two events.
+async fn all_first(app: &TestApp, token: &str) -> Vec<Value> {
+    events(app, token, "limit=2").await["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Every event after `after`, following the cursor in pages of two; and the last cursor.
+async fn follow(app: &TestApp, token: &str, after: &str) -> (Vec<Value>, String) {
+    let (mut all, mut cursor) = (Vec::new(), after.to_owned());
+    loop {
+        let p = events(app, token, &format!("limit=2&after={cursor}")).await;
+        all.extend(p["data"].as_array().unwrap().iter().cloned());
+        cursor = p["next_cursor"].as_str().unwrap().to_owned();
+        if p["has_more"] == false {
+            return (all, cursor);
+        }
+    }
 }

@@ -445,3 +445,24 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Polls `probe` until it yields `Some` (a condition, not a fixed delay), for at most
+/// `within`; panics naming `what` when it never does. For state that settles asynchronously
+/// (webhook attempts, events behind PostgreSQL's transaction horizon).
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
