@@ -21,4 +21,6 @@ pub struct AppState {
     pub limiter: Arc<crate::auth::ratelimit::RateLimiter>,
     /// Seals secrets at rest (TOTP).
     pub sealer: Arc<crate::auth::sealing::Sealer>,
+    /// This node's SSO caches (connections, SP keys).
+    pub sso: Arc<crate::sso::SsoCaches>,
 }

@@ -80,6 +80,12 @@ pub struct Config {
     pub webhook_allow_private: bool,
     pub webhook_poll: Duration,
     pub webhook_timeout: Duration,
+    /// IdP metadata URLs may resolve to loopback or private addresses (off: SSRF protection).
+    pub saml_allow_private_metadata: bool,
+    /// How often a connection's metadata URL is fetched again.
+    pub saml_metadata_refresh: Duration,
+    /// How long an AuthnRequest waits for its response.
+    pub saml_request_ttl: Duration,
 }
 
 /// Where a value came from, for error messages and `config check`.
@@ -255,6 +261,24 @@ const KEYS: &[KeyDef] = &[
         default: "10",
         secret: false,
         help: "time limit of one webhook delivery attempt",
+    },
+    KeyDef {
+        key: "saml_allow_private_metadata",
+        default: "false",
+        secret: false,
+        help: "allow IdP metadata URLs on loopback/private addresses (true|false)",
+    },
+    KeyDef {
+        key: "saml_metadata_refresh_secs",
+        default: "86400",
+        secret: false,
+        help: "how often IdP metadata URLs are fetched again",
+    },
+    KeyDef {
+        key: "saml_request_ttl_secs",
+        default: "600",
+        secret: false,
+        help: "how long an SP-initiated SAML login may take",
     },
     KeyDef {
         key: "access_token_ttl_secs",
@@ -534,6 +558,12 @@ impl Layers {
             webhook_allow_private: self.parse("webhook_allow_private", "true or false")?,
             webhook_poll: Duration::from_millis(self.positive("webhook_poll_ms")?),
             webhook_timeout: Duration::from_secs(self.positive("webhook_timeout_secs")?),
+            saml_allow_private_metadata: self
+                .parse("saml_allow_private_metadata", "true or false")?,
+            saml_metadata_refresh: Duration::from_secs(
+                self.positive("saml_metadata_refresh_secs")?,
+            ),
+            saml_request_ttl: Duration::from_secs(self.positive("saml_request_ttl_secs")?),
         })
     }
 

@@ -3,7 +3,7 @@
 
 /// Resource types and operations that appear in the change log, as (type, operation) and
 /// their public name.
-pub const CATALOGUE: [(&str, &str, &str); 16] = [
+pub const CATALOGUE: [(&str, &str, &str); 22] = [
     ("User", "create", "user.created"),
     ("User", "update", "user.updated"),
     ("User", "delete", "user.deleted"),
@@ -20,6 +20,12 @@ pub const CATALOGUE: [(&str, &str, &str); 16] = [
     ("Schema", "create", "schema.created"),
     ("Schema", "update", "schema.updated"),
     ("Schema", "delete", "schema.deleted"),
+    ("SamlConnection", "create", "sso.connection.created"),
+    ("SamlConnection", "update", "sso.connection.updated"),
+    ("SamlConnection", "delete", "sso.connection.deleted"),
+    ("SsoLogin", "succeed", "sso.login.succeeded"),
+    ("SsoLogin", "fail", "sso.login.failed"),
+    ("Certificate", "expiring", "connection.certificate.expiring"),
 ];
 
 /// The public name of a change-log entry.
@@ -39,9 +45,9 @@ pub fn expand(pattern: &str) -> Option<Vec<(&'static str, &'static str)>> {
         .filter(|(_, _, n)| {
             pattern == "*"
                 || *n == pattern
-                || pattern
-                    .strip_suffix(".*")
-                    .is_some_and(|prefix| n.split('.').next() == Some(prefix))
+                || pattern.strip_suffix(".*").is_some_and(|prefix| {
+                    n.strip_prefix(prefix).is_some_and(|r| r.starts_with('.'))
+                })
         })
         .map(|(r, o, _)| (*r, *o))
         .collect();
@@ -65,5 +71,11 @@ mod tests {
         assert_eq!(expand("*").map(|v| v.len()), Some(CATALOGUE.len()));
         assert_eq!(expand("user.exploded"), None);
         assert_eq!(expand("nothing.*"), None);
+        assert_eq!(
+            expand("sso.login.*"),
+            Some(vec![("SsoLogin", "succeed"), ("SsoLogin", "fail")])
+        );
+        assert_eq!(expand("sso.*").map(|v| v.len()), Some(5));
+        assert_eq!(expand("sso.log.*"), None);
     }
 }

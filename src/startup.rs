@@ -276,6 +276,7 @@ impl Application {
             keys,
             limiter: Arc::new(RateLimiter::new()),
             sealer,
+            sso: Arc::new(crate::sso::SsoCaches::default()),
         };
         Ok(Self {
             state,
@@ -299,6 +300,7 @@ impl Application {
         let grace = self.state.config.shutdown_grace;
         let store = self.state.store.clone();
         let webhooks = crate::webhooks::spawn(self.state.clone());
+        let sso_jobs = crate::sso::jobs::spawn(self.state.clone());
         let usage = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -317,6 +319,7 @@ impl Application {
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await;
         webhooks.abort();
+        sso_jobs.abort();
         usage.abort();
         if let Err(e) = store.flush_token_usage().await {
             tracing::warn!(error = %e, "cannot write token use summaries");

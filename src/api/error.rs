@@ -243,3 +243,21 @@ impl From<TenancyError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::sso::SsoError> for ApiError {
+    fn from(e: crate::sso::SsoError) -> Self {
+        use crate::sso::SsoError;
+        match e {
+            SsoError::NotFound(what) => Self::not_found(what),
+            SsoError::Invalid { field, message } => Self::unprocessable(&field, message),
+            SsoError::Conflict(m) => Self::PreconditionFailed(body("precondition_failed", m, None)),
+            SsoError::Refused { reason, detail } => Self::Unprocessable(body(
+                &reason,
+                detail,
+                Some(serde_json::json!({ "reason": reason })),
+            )),
+            SsoError::Store(s) => s.into(),
+            SsoError::Internal(m) => Self::internal(&m),
+        }
+    }
+}

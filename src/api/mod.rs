@@ -6,10 +6,12 @@ pub mod error;
 pub mod groups;
 pub mod health;
 pub mod mfa;
+pub mod oauth_clients;
 pub mod pagination;
 pub mod roles;
 pub mod scim_admin;
 pub mod security;
+pub mod sso;
 pub mod tenants;
 pub mod types;
 pub mod users;
@@ -37,6 +39,10 @@ pub enum Tag {
     Scim,
     /// Webhooks and their deliveries.
     Webhooks,
+    /// SAML single sign-on: connections, login-flow logs, SP keys, email domains.
+    Sso,
+    /// Applications (OAuth 2.0 / OpenID Connect clients) of the sign-in bridge.
+    Apps,
 }
 
 pub type Apis = (
@@ -50,6 +56,8 @@ pub type Apis = (
     audit::AuditApi,
     webhooks::WebhooksApi,
     scim_admin::ScimAdminApi,
+    sso::SsoApi,
+    oauth_clients::OAuthClientsApi,
 );
 
 /// The OpenAPI service with every REST operation. The committed `docs/openapi.json` must equal
@@ -67,6 +75,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             audit::AuditApi,
             webhooks::WebhooksApi,
             scim_admin::ScimAdminApi,
+            sso::SsoApi,
+            oauth_clients::OAuthClientsApi,
         ),
         "idhub",
         env!("CARGO_PKG_VERSION"),

@@ -198,6 +198,30 @@ impl KeyRing {
         self.access_ttl
     }
 
+    /// The `iss` of every token this ring signs (the public URL).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Signs arbitrary claims (the OIDC bridge's ID and access tokens) with the current key.
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
+        let ring = self.current();
+        let (kid, key) = ring.signing.as_ref().ok_or(JwtError::NoKey)?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, claims, key).map_err(|e| JwtError::Corrupt(e.to_string()))
+    }
+
+    /// Verifies a token signed by this ring for `audience` (issuer, expiry, signature) and
+    /// returns its claims.
+    pub async fn verify_as<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, JwtError> {
+        self.decode_as(token, audience).await
+    }
+
     /// Signs an access token for a session.
     pub fn issue(
         &self,
@@ -274,6 +298,14 @@ impl KeyRing {
     }
 
     async fn decode(&self, token: &str, audience: &str) -> Result<Claims, JwtError> {
+        self.decode_as(token, audience).await
+    }
+
+    async fn decode_as<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(JwtError::Invalid);
@@ -299,7 +331,7 @@ impl KeyRing {
         v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<T>(token, key, &v).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => JwtError::Expired,
             _ => JwtError::Invalid,
         })?;

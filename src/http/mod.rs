@@ -3,6 +3,8 @@
 pub mod allow;
 pub mod error;
 pub mod middleware;
+pub mod oauth;
+pub mod saml;
 pub mod scim;
 pub mod tenancy;
 
@@ -53,6 +55,12 @@ pub fn app(state: AppState) -> impl Endpoint {
         .with(body_limit);
     Route::new()
         .nest("/scim/v2", scim::routes(state.clone(), scim_limit))
+        .nest("/saml", saml::routes())
+        .nest("/oauth2", oauth::routes().with(BodyLimit(64 * 1024)))
+        .at(
+            "/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
         .nest("/", rest)
         .with(time_limit)
         .data(state)

@@ -34,6 +34,7 @@ pub(super) enum Invalidate {
 
 struct Audit {
     action: &'static str,
+    outcome: &'static str,
     target_type: &'static str,
     target_id: String,
     details: serde_json::Value,
@@ -133,8 +134,21 @@ impl WriteTx {
         target_id: &str,
         details: serde_json::Value,
     ) {
+        self.audit_outcome(action, "success", target_type, target_id, details);
+    }
+
+    /// Records an audit entry with an explicit outcome (`success` or `failure`).
+    pub(super) fn audit_outcome(
+        &mut self,
+        action: &'static str,
+        outcome: &'static str,
+        target_type: &'static str,
+        target_id: &str,
+        details: serde_json::Value,
+    ) {
         self.audits.push(Audit {
             action,
+            outcome,
             target_type,
             target_id: target_id.to_owned(),
             details,
@@ -184,7 +198,7 @@ impl WriteTx {
         let done = sqlx::query(
             "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq) \
              INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
-             SELECT $7, $1, $2, $8, $9, $10, $11, $12, 'success', $13, $14, $15, $16 FROM c",
+             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c",
         )
         .bind(tid)
         .bind(self.now)
@@ -202,6 +216,7 @@ impl WriteTx {
         .bind(&self.actor.user_agent)
         .bind(&self.actor.request_id)
         .bind(details)
+        .bind(a.outcome)
         .execute(&mut *self.tx)
         .await?;
         if done.rows_affected() == 1 {
@@ -271,12 +286,13 @@ impl WriteTx {
         for chunk in self.audits.chunks(ROWS_PER_INSERT) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = 8 + i * 5;
+                    let b = 8 + i * 6;
                     format!(
-                        "(${b}, $1, $2, $3, $4, ${}, ${}, ${}, 'success', $5, $6, $7, ${})",
+                        "(${b}, $1, $2, $3, $4, ${}, ${}, ${}, ${}, $5, $6, $7, ${})",
                         b + 1,
                         b + 2,
                         b + 3,
+                        b + 5,
                         b + 4
                     )
                 })
@@ -303,7 +319,8 @@ impl WriteTx {
                     .bind(a.action)
                     .bind(a.target_type)
                     .bind(a.target_id.clone())
-                    .bind(details);
+                    .bind(details)
+                    .bind(a.outcome);
             }
             q.execute(&mut *self.tx).await?;
         }

@@ -79,6 +79,17 @@ fn plausible_body(method: &str, path: &str, victim: &str) -> Value {
             "resource_type": "User", "required": false,
             "schema": { "id": "urn:evil:1.0:User", "name": "Evil", "attributes": [] }
         }),
+        ("POST", "/api/v1/sso/connections") => json!({
+            "idp_entity_id": "https://evil.example",
+            "sso_url": "https://evil.example/sso",
+            "certificates": [saml::SpKeyPair::generate("evil", 30).unwrap().certificate().to_pem()],
+        }),
+        ("PATCH", "/api/v1/sso/connections/{id}") => json!({ "name": "PWNED" }),
+        ("PUT", "/api/v1/sso/domains/{domain}") => json!({ "connection_id": "nope" }),
+        ("POST", "/api/v1/oauth/clients") => {
+            json!({ "name": "evil", "redirect_uris": ["https://evil.example/cb"] })
+        }
+        ("PATCH", "/api/v1/oauth/clients/{id}") => json!({ "name": "PWNED" }),
         _ => json!({}),
     }
 }
@@ -166,7 +177,52 @@ async fn every_operation_refuses_another_tenants_admin(b: Backend) {
     .await
     .unwrap();
     let token_id = token["id"].as_str().unwrap().to_owned();
+    let cert = saml::SpKeyPair::generate("idp", 30).unwrap();
+    let conn: Value = send(
+        "POST",
+        "/api/v1/sso/connections",
+        &op.access,
+        Some(json!({
+            "name": "conn-marker",
+            "idp_entity_id": "https://idp-marker.example",
+            "sso_url": "https://idp-marker.example/sso",
+            "certificates": [cert.certificate().to_pem()],
+        })),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let conn_id = conn["id"].as_str().unwrap().to_owned();
+    let r = send(
+        "PUT",
+        "/api/v1/sso/domains/marker.example",
+        &op.access,
+        Some(json!({ "connection_id": conn_id })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let client: Value = send(
+        "POST",
+        "/api/v1/oauth/clients",
+        &op.access,
+        Some(
+            json!({ "name": "client-marker", "redirect_uris": ["https://app-marker.example/cb"] }),
+        ),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let client_id = client["id"].as_str().unwrap().to_owned();
     let markers = [
+        "conn-marker",
+        "idp-marker",
+        "client-marker",
+        "app-marker",
         "victim-marker",
         "group-marker",
         "desc-marker",
@@ -216,6 +272,9 @@ async fn every_operation_refuses_another_tenants_admin(b: Backend) {
                 ("id", t) if t.starts_with("/api/v1/groups") => gid.clone(),
                 ("id", t) if t.starts_with("/api/v1/webhooks") => hook_id.clone(),
                 ("id", t) if t.contains("scim-tokens") => token_id.clone(),
+                ("id", t) if t.starts_with("/api/v1/sso/connections") => conn_id.clone(),
+                ("id", t) if t.starts_with("/api/v1/oauth/clients") => client_id.clone(),
+                ("domain", _) => "marker.example".to_owned(),
                 ("id", t) if t.starts_with("/api/v1/me/") => "not-yours".to_owned(),
                 ("id", _) | ("member_id", _) => victim.clone(),
                 ("role", _) => "viewer".to_owned(),
@@ -262,7 +321,9 @@ async fn every_operation_refuses_another_tenants_admin(b: Backend) {
                         || template.starts_with("/api/v1/audit")
                         || template.starts_with("/api/v1/events")
                         || template.starts_with("/api/v1/dashboard")
-                        || template.starts_with("/api/v1/settings"));
+                        || template.starts_with("/api/v1/settings")
+                        || template.starts_with("/api/v1/sso")
+                        || template.starts_with("/api/v1/oauth"));
                 assert!(
                     is_self_or_public(&method, &template) || own_tenant_write,
                     "{method} {path} (header {with_header}) succeeded for another tenant: {status} {text}"

@@ -156,6 +156,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub default_tenant: idhub::model::TenantId,
+    /// The server's shared state (to run background jobs on demand).
+    pub state: idhub::app::AppState,
     _db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -176,6 +178,7 @@ impl TestApp {
         let base = format!("http://{}", app.addr);
         let store = app.state.store.clone();
         let default_tenant = app.state.default_tenant.clone();
+        let state = app.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let done = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -185,6 +188,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             store,
             default_tenant,
+            state,
             _db: db,
             stop: Some(tx),
             done: Some(done),

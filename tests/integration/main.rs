@@ -12,6 +12,7 @@ mod cli;
 mod conformance;
 mod http_basics;
 mod openapi;
+mod saml;
 mod scim_basics;
 mod scim_bulk;
 mod scim_compat;
