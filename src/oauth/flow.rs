@@ -166,6 +166,12 @@ async fn pick_connection(
             .await
             .map_err(fail)?
             .ok_or_else(|| OAuthError::invalid_request("unknown organization"))?;
+        if client.tenant_id.as_ref().is_some_and(|own| own != &t.id) {
+            return Err(OAuthError::new(
+                "access_denied",
+                "this client may not sign in users of that organization",
+            ));
+        }
         let ts = state.store.tenant(t.id.clone());
         let active: Vec<_> = ts
             .saml_connections()

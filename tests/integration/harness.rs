@@ -158,6 +158,8 @@ pub struct TestApp {
     pub default_tenant: idhub::model::TenantId,
     /// The server's shared state (to run background jobs on demand).
     pub state: idhub::app::AppState,
+    /// The database URL (a second node can share it).
+    pub db_url: String,
     _db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -174,6 +176,7 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
+        let db_url = db.url.clone();
         let app = Application::build(config(&db, extra)).await.unwrap();
         let base = format!("http://{}", app.addr);
         let store = app.state.store.clone();
@@ -189,6 +192,7 @@ impl TestApp {
             store,
             default_tenant,
             state,
+            db_url,
             _db: db,
             stop: Some(tx),
             done: Some(done),
@@ -197,6 +201,16 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Another idhub node on the same database (it must stop before this one).
+    pub async fn second_node(&self, extra: &[(&str, &str)]) -> TestApp {
+        let db = TestDb {
+            url: self.db_url.clone(),
+            _dir: None,
+            pg: None,
+        };
+        Self::spawn_on(db, extra).await
     }
 
     pub fn admin(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod conformance;
 mod http_basics;
+mod oidc;
 mod openapi;
 mod saml;
 mod scim_basics;

@@ -32,11 +32,34 @@ pub fn now_unix() -> i64 {
 }
 
 /// A client that does not follow redirects (the IdP hosts do not exist).
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// Reads an SP-initiated redirect to the IdP as the IdP would: (AuthnRequest ID, RelayState,
+/// the URL).
+pub fn authn_redirect(location: &str) -> (String, String, reqwest::Url) {
+    let loc = reqwest::Url::parse(location).unwrap();
+    let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&q["SAMLRequest"])
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&raw[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    let id = xml
+        .split("ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    (id, q["RelayState"].clone(), loc)
 }
 
 /// One tenant admin, one IdP and its connection.
@@ -135,24 +158,7 @@ impl<'a> Sso<'a> {
             .await
             .unwrap();
         assert_eq!(r.status(), 302, "login redirects to the IdP");
-        let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(&q["SAMLRequest"])
-            .unwrap();
-        let mut xml = String::new();
-        flate2::read::DeflateDecoder::new(&raw[..])
-            .read_to_string(&mut xml)
-            .unwrap();
-        let id = xml
-            .split("ID=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned();
-        (id, q["RelayState"].clone(), loc)
+        authn_redirect(r.headers()["location"].to_str().unwrap())
     }
 
     pub async fn logins(&self) -> Vec<Value> {
