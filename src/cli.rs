@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage the keys that sign REST access tokens (JWKS).
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCmd),
+    /// Manage a tenant's SAML single sign-on (connections, SP keys).
+    #[command(subcommand)]
+    Sso(SsoCmd),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -196,6 +199,97 @@ pub enum SigningKeyCmd {
     Rotate,
     /// List the keys that still verify.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SsoCmd {
+    /// SAML connections to the tenant's IdPs.
+    #[command(subcommand)]
+    Connection(ConnectionCmd),
+    /// The tenant's SP key pairs (signing AuthnRequests, decrypting assertions).
+    #[command(subcommand, name = "sp-key")]
+    SpKey(SpKeyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectionCmd {
+    /// List connections.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Create a connection from exactly one of: --metadata-file, --metadata-url, or
+    /// --entity-id with --sso-url and --certificate-file.
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        name: Option<String>,
+        /// The IdP's metadata XML.
+        #[arg(long, value_name = "FILE")]
+        metadata_file: Option<std::path::PathBuf>,
+        /// An https URL to fetch the metadata from (and refresh on a schedule).
+        #[arg(long, value_name = "URL")]
+        metadata_url: Option<String>,
+        #[arg(long, value_name = "ENTITY_ID")]
+        entity_id: Option<String>,
+        #[arg(long, value_name = "URL")]
+        sso_url: Option<String>,
+        #[arg(long, value_name = "URL")]
+        slo_url: Option<String>,
+        /// An IdP signing certificate (PEM); repeat for several.
+        #[arg(long, value_name = "FILE")]
+        certificate_file: Vec<std::path::PathBuf>,
+        /// Accept logins the IdP starts.
+        #[arg(long)]
+        allow_idp_initiated: bool,
+        /// Turn JIT provisioning off (only existing users may sign in).
+        #[arg(long)]
+        no_jit: bool,
+    },
+    /// Show a connection and what to configure at the IdP.
+    Show {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
+    },
+    /// Fetch the connection's metadata URL now.
+    RefreshMetadata {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
+    },
+    /// The newest login attempts, with outcome and reason.
+    Logins {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
+    },
+    /// Delete a connection.
+    Delete {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SpKeyCmd {
+    /// List the SP certificates (current first).
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// A new current key; the old certificate stays published until `retire-previous`.
+    Rotate {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Stop publishing and using the previous key.
+    RetirePrevious {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -650,7 +744,193 @@ async fn admin_command(config: &Config, cmd: Command) -> Result<(), CmdError> {
                 );
             }
         }
+        Command::Sso(cmd) => sso_command(config, cmd, &actor).await?,
         Command::Serve { .. } | Command::Config(_) | Command::Openapi { .. } => {}
     }
+    Ok(())
+}
+
+fn read_file(path: &std::path::Path) -> Result<String, CmdError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CmdError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn sso_error(e: crate::sso::SsoError) -> CmdError {
+    use crate::sso::SsoError;
+    match e {
+        SsoError::NotFound(what) => CmdError::NotFound(format!("no such {what}")),
+        SsoError::Invalid { field, message } => CmdError::Usage(format!("{field}: {message}")),
+        SsoError::Store(s) => CmdError::Store(s),
+        other => CmdError::Other(other.to_string()),
+    }
+}
+
+fn print_connection(state: &crate::app::AppState, c: &crate::store::saml::SamlConnection) {
+    let urls = crate::sso::sp_urls(&state.config.public_url, &c.id);
+    println!("id:              {}", c.id);
+    println!("name:            {}", c.name);
+    println!("active:          {}", c.active);
+    println!("IdP entity ID:   {}", c.idp_entity_id);
+    println!("IdP SSO URL:     {}", c.sso_url);
+    println!("IdP SLO URL:     {}", c.slo_url.as_deref().unwrap_or("-"));
+    for cert in crate::sso::connections::parse_certificates(&c.certificates).unwrap_or_default() {
+        println!(
+            "IdP certificate: {} (expires {})",
+            cert.sha256_fingerprint,
+            rfc3339(cert.not_after_unix.saturating_mul(1_000_000))
+        );
+    }
+    if let Some(u) = &c.metadata_url {
+        println!(
+            "metadata URL:    {u} ({}{})",
+            c.metadata_status.as_deref().unwrap_or("not fetched"),
+            c.metadata_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "settings:        idp-initiated={} skew={}s signing={} encrypted={} jit={}",
+        c.allow_idp_initiated, c.clock_skew_secs, c.required_signing, c.want_encrypted, c.jit
+    );
+    println!("SP entity ID:    {}", urls.entity_id);
+    println!("SP ACS URL:      {}", urls.acs);
+    println!("SP SLO URL:      {}", urls.slo);
+    println!("SP metadata:     {}", urls.metadata);
+}
+
+async fn sso_command(config: &Config, cmd: SsoCmd, actor: &Actor) -> Result<(), CmdError> {
+    let state = startup::offline_state(config.clone()).await?;
+    let ts = |slug: String| {
+        let store = state.store.clone();
+        async move { tenant_store(&store, &slug).await }
+    };
+    match cmd {
+        SsoCmd::Connection(ConnectionCmd::List { tenant }) => {
+            let ts = ts(tenant.tenant).await?;
+            println!("{:<38} {:<8} {:<30} IDP ENTITY ID", "ID", "ACTIVE", "NAME");
+            for c in ts.saml_connections().await? {
+                println!(
+                    "{:<38} {:<8} {:<30} {}",
+                    c.id, c.active, c.name, c.idp_entity_id
+                );
+            }
+        }
+        SsoCmd::Connection(ConnectionCmd::Create {
+            tenant,
+            name,
+            metadata_file,
+            metadata_url,
+            entity_id,
+            sso_url,
+            slo_url,
+            certificate_file,
+            allow_idp_initiated,
+            no_jit,
+        }) => {
+            let ts = ts(tenant.tenant).await?;
+            let certificates = if certificate_file.is_empty() {
+                None
+            } else {
+                Some(
+                    certificate_file
+                        .iter()
+                        .map(|p| read_file(p))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            };
+            let input = crate::sso::connections::ConnectionInput {
+                name,
+                metadata_xml: metadata_file.as_deref().map(read_file).transpose()?,
+                metadata_url,
+                idp_entity_id: entity_id,
+                sso_url,
+                slo_url,
+                certificates,
+                allow_idp_initiated: Some(allow_idp_initiated),
+                jit: Some(!no_jit),
+                ..Default::default()
+            };
+            let c = crate::sso::connections::create(&state, &ts, actor, input)
+                .await
+                .map_err(sso_error)?;
+            print_connection(&state, &c);
+        }
+        SsoCmd::Connection(ConnectionCmd::Show { tenant, id }) => {
+            let ts = ts(tenant.tenant).await?;
+            let c = ts
+                .saml_connection(&id)
+                .await?
+                .ok_or_else(|| CmdError::NotFound(format!("no connection {id:?}")))?;
+            print_connection(&state, &c);
+        }
+        SsoCmd::Connection(ConnectionCmd::RefreshMetadata { tenant, id }) => {
+            let ts = ts(tenant.tenant).await?;
+            let c = crate::sso::connections::refresh_metadata(&state, &ts, actor, &id)
+                .await
+                .map_err(sso_error)?;
+            print_connection(&state, &c);
+        }
+        SsoCmd::Connection(ConnectionCmd::Logins { tenant, id }) => {
+            let ts = ts(tenant.tenant).await?;
+            if ts.saml_connection(&id).await?.is_none() {
+                return Err(CmdError::NotFound(format!("no connection {id:?}")));
+            }
+            for e in ts.saml_login_log(&id, 50).await? {
+                println!(
+                    "{}  {:<13} {:<7} {:<28} {}",
+                    rfc3339(e.at),
+                    e.kind,
+                    e.outcome,
+                    e.reason.as_deref().unwrap_or("-"),
+                    e.name_id.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        SsoCmd::Connection(ConnectionCmd::Delete { tenant, id }) => {
+            let ts = ts(tenant.tenant).await?;
+            crate::sso::connections::delete(&state, &ts, actor, &id)
+                .await
+                .map_err(sso_error)?;
+            println!("connection {id} deleted");
+        }
+        SsoCmd::SpKey(SpKeyCmd::List { tenant }) => {
+            let ts = ts(tenant.tenant).await?;
+            let keys = crate::sso::keys::tenant_keys(&state, &ts)
+                .await
+                .map_err(sso_error)?;
+            for (row, pair) in keys.rows.iter().zip(keys.pairs.iter()) {
+                let cert = pair.certificate();
+                println!(
+                    "{}  {:<8}  {}  expires {}",
+                    row.id,
+                    row.status,
+                    cert.sha256_fingerprint,
+                    rfc3339(cert.not_after_unix.saturating_mul(1_000_000))
+                );
+            }
+        }
+        SsoCmd::SpKey(SpKeyCmd::Rotate { tenant }) => {
+            let ts = ts(tenant.tenant).await?;
+            crate::sso::keys::tenant_keys(&state, &ts)
+                .await
+                .map_err(sso_error)?;
+            crate::sso::keys::rotate(&state, &ts, actor)
+                .await
+                .map_err(sso_error)?;
+            println!(
+                "SP key rotated; the previous certificate stays published until retire-previous"
+            );
+        }
+        SsoCmd::SpKey(SpKeyCmd::RetirePrevious { tenant }) => {
+            let ts = ts(tenant.tenant).await?;
+            crate::sso::keys::retire(&state, &ts, actor)
+                .await
+                .map_err(sso_error)?;
+            println!("previous SP key retired");
+        }
+    }
+    state.store.close().await;
     Ok(())
 }

@@ -226,6 +226,33 @@ fn spawn_key_reload(keys: &Arc<KeyRing>) {
     });
 }
 
+/// The application state without a listener, for CLI commands that go through the domain
+/// layer (SSO connections): store, default tenant, signing keys, the sealing key.
+pub async fn offline_state(config: Config) -> Result<AppState, StartupError> {
+    let metrics = Metrics::new()?;
+    let store = open_store(&config, &metrics).await?;
+    let tenant = ensure_default_tenant(&store, &config).await?;
+    let keys = KeyRing::load(
+        store.clone(),
+        config.public_url.clone(),
+        config.access_token_ttl,
+    )
+    .await
+    .map_err(|e| StartupError::Bootstrap(format!("signing keys: {e}")))?;
+    let sealer = Arc::new(load_sealer(&config)?);
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        metrics,
+        default_tenant: tenant.id,
+        started: Instant::now(),
+        keys,
+        limiter: Arc::new(RateLimiter::new()),
+        sealer,
+        sso: Arc::new(crate::sso::SsoCaches::default()),
+    })
+}
+
 /// A built, bound, not yet running server.
 pub struct Application {
     pub state: AppState,

@@ -1,7 +1,8 @@
 //! Scheduled SSO work, run by every node and claimed through the database so that each item
 //! is done once across a cluster: metadata refresh (a conditional UPDATE claims a connection),
 //! certificate-expiry notices (recorded with a compare-and-set on the connection's notice
-//! list), and the purge of expired pending requests and replay entries (idempotent).
+//! list), and the purge of expired pending requests, replay entries, OAuth codes and refresh
+//! tokens (idempotent).
 
 use super::connections;
 use crate::app::AppState;
@@ -35,6 +36,9 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 pub async fn run_once(state: &AppState) {
     if let Err(e) = state.store.purge_saml_expired().await {
         tracing::warn!(error = %e, "sso: cannot purge expired requests and replay entries");
+    }
+    if let Err(e) = state.store.purge_oauth_expired().await {
+        tracing::warn!(error = %e, "sso: cannot purge expired OAuth codes and tokens");
     }
     refresh_due_metadata(state).await;
     if let Err(e) = certificate_notices(state).await {

@@ -37,6 +37,7 @@ fn help_documents_every_subcommand() {
         "tenant",
         "admin",
         "scim-token",
+        "sso",
         "config",
         "openapi",
     ] {
@@ -320,7 +321,93 @@ fn base64_basic(user: &str, pw: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
 }
 
-backend_tests!(operator_manages_tenants_admins_and_scim_tokens);
+backend_tests!(
+    operator_manages_tenants_admins_and_scim_tokens,
+    operator_manages_sso_connections_and_sp_keys,
+);
+
+async fn operator_manages_sso_connections_and_sp_keys(b: Backend) {
+    let db = TestDb::new(&b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("IDHUB_DATABASE_URL", db.url.as_str()),
+        ("IDHUB_PUBLIC_URL", "https://idhub.example"),
+    ];
+    let run = |args: &[&str]| {
+        let o = idhub(dir.path(), &env, args);
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let idp = saml::testidp::TestIdp::new("https://idp.cli.example");
+    let md = dir.path().join("idp.xml");
+    std::fs::write(&md, idp.metadata_xml("https://idp.cli.example/sso", None)).unwrap();
+    let md = md.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "sso",
+        "connection",
+        "create",
+        "--tenant",
+        "default",
+        "--name",
+        "Okta",
+        "--metadata-file",
+        md,
+        "--allow-idp-initiated",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("IdP entity ID:   https://idp.cli.example"),
+        "{out}"
+    );
+    assert!(
+        out.contains("SP ACS URL:      https://idhub.example/saml/"),
+        "{out}"
+    );
+    assert!(out.contains("idp-initiated=true"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (code, out, _) = run(&["sso", "connection", "list", "--tenant", "default"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&id) && out.contains("Okta"), "{out}");
+    // Bad input is a usage error (exit 2) that names the field.
+    let (code, _, err) = run(&[
+        "sso",
+        "connection",
+        "create",
+        "--tenant",
+        "default",
+        "--metadata-file",
+        md,
+        "--entity-id",
+        "https://x",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("metadata_xml"), "{err}");
+    let (code, _, err) = run(&["sso", "connection", "show", "--tenant", "nope", &id]);
+    assert_eq!(code, Some(1), "{err}");
+    // SP keys: the first is created on demand; rotation keeps the previous one published.
+    let (code, out, err) = run(&["sso", "sp-key", "rotate", "--tenant", "default"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("rotated"));
+    let (_, out, _) = run(&["sso", "sp-key", "list", "--tenant", "default"]);
+    assert!(out.contains("current") && out.contains("previous"), "{out}");
+    let (code, _, _) = run(&["sso", "sp-key", "retire-previous", "--tenant", "default"]);
+    assert_eq!(code, Some(0));
+    let (_, out, _) = run(&["sso", "sp-key", "list", "--tenant", "default"]);
+    assert!(!out.contains("previous"), "{out}");
+    let (code, out, _) = run(&["sso", "connection", "logins", "--tenant", "default", &id]);
+    assert_eq!(code, Some(0));
+    assert!(out.is_empty(), "{out}");
+    let (code, out, err) = run(&["sso", "connection", "delete", "--tenant", "default", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("deleted"));
+    let (code, _, _) = run(&["sso", "connection", "show", "--tenant", "default", &id]);
+    assert_eq!(code, Some(1));
+}
 
 async fn operator_manages_tenants_admins_and_scim_tokens(b: Backend) {
     let db = TestDb::new(&b).await;

@@ -717,13 +717,15 @@ async fn sp_metadata_publishes_both_certificates_during_rollover(b: Backend) {
     app.stop().await;
 }
 
-/// Serves `body` at `/metadata` on an ephemeral loopback port.
-async fn metadata_server(body: String) -> String {
+type Served = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Serves `body` (changeable) at `/metadata` on an ephemeral loopback port.
+async fn metadata_server(body: Served) -> String {
     use poem::listener::{Acceptor, Listener};
     use poem::{EndpointExt, Route, get, handler};
     #[handler]
-    fn md(poem::web::Data(b): poem::web::Data<&String>) -> String {
-        b.clone()
+    fn md(poem::web::Data(b): poem::web::Data<&Served>) -> String {
+        b.lock().unwrap().clone()
     }
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
@@ -825,10 +827,10 @@ async fn connections_are_validated_and_metadata_urls_fetched_safely(b: Backend) 
             > 300
     );
     // A metadata URL on loopback is refused by default (SSRF guard).
-    let url = metadata_server(
+    let served: Served = std::sync::Arc::new(std::sync::Mutex::new(
         idp.metadata_xml("https://idp.example/sso", Some("https://idp.example/slo")),
-    )
-    .await;
+    ));
+    let url = metadata_server(served.clone()).await;
     let (status, body) = create(json!({ "metadata_url": url })).await;
     assert_eq!(status, 422, "{body}");
     assert!(
@@ -844,7 +846,14 @@ async fn connections_are_validated_and_metadata_urls_fetched_safely(b: Backend) 
     app.stop().await;
 
     // An operator may allow private addresses: then the metadata is fetched and its facts used.
-    let app = TestApp::spawn_with(&b, &[("IDHUB_SAML_ALLOW_PRIVATE_METADATA", "true")]).await;
+    let app = TestApp::spawn_with(
+        &b,
+        &[
+            ("IDHUB_SAML_ALLOW_PRIVATE_METADATA", "true"),
+            ("IDHUB_SAML_METADATA_REFRESH_SECS", "1"),
+        ],
+    )
+    .await;
     let token = admin_tokens(&app).await.access;
     let r = app
         .client
@@ -860,13 +869,37 @@ async fn connections_are_validated_and_metadata_urls_fetched_safely(b: Backend) 
     assert_eq!(c["slo_url"], "https://idp.example/slo");
     assert_eq!(c["metadata_status"], "ok");
     assert!(c["metadata_next_fetch_at"].is_string());
-    // A refresh that fails keeps the facts and shows the error.
     let id = c["id"].as_str().unwrap();
+    // The IdP rolls its certificate over: the scheduled refresh picks the new one up.
+    let rolled = TestIdp::new("https://idp.example/entity");
+    *served.lock().unwrap() =
+        rolled.metadata_xml("https://idp.example/sso2", Some("https://idp.example/slo"));
+    let fingerprint = rolled.certificate().sha256_fingerprint.clone();
+    let c: Value = eventually(
+        "scheduled metadata refresh",
+        Duration::from_secs(15),
+        || {
+            let (app, token) = (&app, &token);
+            let fingerprint = fingerprint.clone();
+            async move {
+                idhub::sso::jobs::run_once(&app.state).await;
+                let c: Value = get(app, token, &format!("/api/v1/sso/connections/{id}"))
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                (c["certificates"][0]["fingerprint_sha256"] == fingerprint.as_str()).then_some(c)
+            }
+        },
+    )
+    .await;
+    assert_eq!(c["sso_url"], "https://idp.example/sso2");
+    assert_eq!(c["version"], 2);
     let r = app
         .client
         .patch(app.url(&format!("/api/v1/sso/connections/{id}")))
         .bearer_auth(&token)
-        .header("if-match", "1")
+        .header("if-match", "2")
         .json(&json!({ "name": "Renamed" }))
         .send()
         .await
@@ -876,7 +909,7 @@ async fn connections_are_validated_and_metadata_urls_fetched_safely(b: Backend) 
         .client
         .patch(app.url(&format!("/api/v1/sso/connections/{id}")))
         .bearer_auth(&token)
-        .header("if-match", "1")
+        .header("if-match", "2")
         .json(&json!({ "name": "Lost update" }))
         .send()
         .await
@@ -893,7 +926,25 @@ async fn connections_are_validated_and_metadata_urls_fetched_safely(b: Backend) 
     let c: Value = r.json().await.unwrap();
     assert_eq!(c["metadata_status"], "ok");
     assert_eq!(c["name"], "Renamed");
-    // Another tenant's admin cannot see it.
+    // A refresh that fails keeps the facts and shows the error.
+    *served.lock().unwrap() = "<not metadata".into();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/sso/connections/{id}/refresh-metadata")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["metadata_status"], "error");
+    assert!(
+        c["metadata_error"].as_str().unwrap().contains("malformed"),
+        "{c}"
+    );
+    assert_eq!(
+        c["certificates"][0]["fingerprint_sha256"],
+        fingerprint.as_str()
+    );
     let r = get(&app, &token, "/api/v1/sso/connections").await;
     assert_eq!(r.json::<Value>().await.unwrap()["total"], 1);
     let r = app
