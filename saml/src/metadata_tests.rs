@@ -126,7 +126,7 @@ fn sp_metadata_is_valid_escaped_and_lists_every_cert_twice() {
     assert_eq!(acs.attr("Binding"), Some(BINDING_POST));
     assert_eq!(sp.children_named(NS_MD, "SingleLogoutService").count(), 2);
     // Schema order: KeyDescriptor*, SingleLogoutService*, NameIDFormat*, ACS+.
-    let order: Vec<&str> = sp.elements().map(|e| e.local.as_str()).collect();
+    let order: Vec<&str> = sp.elements().map(|e| &*e.local).collect();
     assert_eq!(order.last(), Some(&"AssertionConsumerService"));
     assert_eq!(order[5], "SingleLogoutService");
     assert_eq!(order[6], "NameIDFormat");

@@ -42,6 +42,11 @@ pub(crate) fn check_unique_ids(root: &Element) -> Result<(), Rejection> {
     let mut seen = HashSet::new();
     let mut dup = None;
     root.walk(&mut |e, _| {
+        // libxml2 registers any attribute named ID (whatever its namespace) as an ID when
+        // xmlsec resolves a reference, so a namespaced one could hijack a reference.
+        if e.attrs.iter().any(|a| a.ns.is_some() && &*a.local == "ID") && dup.is_none() {
+            dup = Some("(namespaced ID attribute)".to_string());
+        }
         if let Some(id) = e.attr("ID")
             && !seen.insert(id.to_string())
             && dup.is_none()
@@ -207,6 +212,9 @@ mod tests {
         assert_eq!(check(&twice), Err(Reason::SignatureWrapping));
         let dup = "<r ID=\"a\"><x ID=\"a\"/></r>";
         assert_eq!(check(dup), Err(Reason::SignatureWrapping));
+        // libxml2 would register x:ID as an ID too: refused outright.
+        let ns_id = "<r ID=\"a\"><x xmlns:p=\"urn:p\" p:ID=\"a\"/></r>";
+        assert_eq!(check(ns_id), Err(Reason::SignatureWrapping));
         let sha1 = format!(
             "<r ID=\"a\">{}</r>",
             sig(

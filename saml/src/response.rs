@@ -26,7 +26,7 @@ use crate::conditions::{self, AssertionFacts};
 use crate::keys::SpKeyPair;
 use crate::prescan;
 use crate::reason::{Reason, Rejection, reject};
-use crate::verify::reduce_to_signed;
+use crate::verify::{reduce_to_signed, verify_first_signature};
 use crate::xml::{self, Element, NS_DS, NS_SAML, NS_SAMLP, NS_XENC, NS_XS, NS_XSI, STRICT};
 
 pub(crate) const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
@@ -94,9 +94,19 @@ pub(crate) fn decode_base64(b64: &str, max: usize) -> Result<Vec<u8>, Rejection>
             format!("encoded message over {} bytes", max.saturating_mul(2)),
         );
     }
-    let compact: Vec<u8> = b64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    // Most IdPs send one unbroken line; only wrapped base64 needs a compacted copy.
+    let compacted;
+    let input: &[u8] = if b64.bytes().any(|b| b.is_ascii_whitespace()) {
+        compacted = b64
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect::<Vec<u8>>();
+        &compacted
+    } else {
+        b64.as_bytes()
+    };
     let bytes = STANDARD
-        .decode(compact)
+        .decode(input)
         .map_err(|_| Rejection::new(Reason::Malformed, "message is not valid base64"))?;
     if bytes.len() > max {
         return reject(Reason::TooLarge, format!("message over {max} bytes"));
@@ -141,6 +151,11 @@ struct Scan {
     assertion_signed: bool,
     encrypted: bool,
     assertion_id: Option<String>,
+    /// How many `ds:Signature` elements the document holds.
+    signatures: usize,
+    /// The Response's own signature precedes its assertion (schema order, SAML core §3.2.2):
+    /// it is then the first signature in document order.
+    response_signature_first: bool,
 }
 
 fn scan_response(root: &Element, algorithms: &AlgorithmPolicy) -> Result<Scan, Rejection> {
@@ -209,11 +224,21 @@ fn scan_response(root: &Element, algorithms: &AlgorithmPolicy) -> Result<Scan, R
     if assertions == 0 {
         return reject(Reason::NoSubject, "Response carries no assertion");
     }
+    let position = |f: &dyn Fn(&Element) -> bool| root.elements().position(f);
+    let response_signature_first = match (
+        position(&|e| e.is(NS_DS, "Signature")),
+        position(&|e| e.is(NS_SAML, "Assertion") || e.is(NS_SAML, "EncryptedAssertion")),
+    ) {
+        (Some(s), Some(a)) => s < a,
+        _ => false,
+    };
     Ok(Scan {
         response_signed: signed.iter().any(|p| std::ptr::eq(*p, root)),
         assertion_signed: signed.iter().any(|p| p.is(NS_SAML, "Assertion")),
         encrypted: plain.is_empty(),
         assertion_id: plain.first().and_then(|a| a.attr("ID")).map(str::to_string),
+        signatures: sigs.len(),
+        response_signature_first,
     })
 }
 
@@ -235,8 +260,22 @@ pub fn validate_response(
         );
     }
 
-    // Signed content only, from here on.
-    let reduced = if scan.response_signed || scan.assertion_signed {
+    // Signed content only, from here on. When the signature that matters is the document's
+    // first (the only one; or the Response's, which covers the assertion and its signature,
+    // unless the assertion's own signature is required), xmlsec verifies exactly that one and
+    // the pre-scan has pinned what it covers: the Response (the whole document) or the one
+    // Assertion, each the signature's parent, its reference target and the only element with
+    // that ID. The pinned element is then read from the parsed original. Otherwise every
+    // signature is verified and only the pre-digest (the signed bytes) is read.
+    let first_decides = scan.signatures == 1
+        || (scan.response_signed
+            && scan.response_signature_first
+            && policy.signing != SigningRequirement::Assertion);
+    let pinned = (scan.response_signed || scan.assertion_signed) && first_decides;
+    let reduced = if pinned {
+        verify_first_signature(&text, policy.idp_certs)?;
+        None
+    } else if scan.response_signed || scan.assertion_signed {
         let r = reduce_to_signed(&text, policy.idp_certs, policy.algorithms)?;
         Some(xml::parse(&r, STRICT)?)
     } else {
@@ -272,7 +311,7 @@ pub fn validate_response(
         assertion_signed = signed;
         decrypted_holder = el;
         &decrypted_holder
-    } else if scan.response_signed {
+    } else if scan.response_signed || pinned {
         response.child(NS_SAML, "Assertion").ok_or_else(|| {
             Rejection::new(
                 Reason::SignatureWrapping,
@@ -398,7 +437,7 @@ fn verify_decrypted(
     } else {
         let mut kids = parsed.elements();
         match (kids.next(), kids.next()) {
-            (Some(a), None) if parsed.local == WRAPPER && a.is(NS_SAML, "Assertion") => a,
+            (Some(a), None) if &*parsed.local == WRAPPER && a.is(NS_SAML, "Assertion") => a,
             _ => {
                 return reject(
                     Reason::DecryptionFailed,

@@ -22,10 +22,14 @@ pub(crate) const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// Nesting deeper than this is refused (a SAML response is ~8 levels deep).
 const MAX_DEPTH: usize = 64;
 
+/// An interned name or namespace URI: a document repeats a handful of them hundreds of
+/// times, so each distinct one is allocated once per parse.
+pub(crate) type Name = std::sync::Arc<str>;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Attr {
-    pub ns: Option<String>,
-    pub local: String,
+    pub ns: Option<Name>,
+    pub local: Name,
     pub value: String,
 }
 
@@ -37,8 +41,8 @@ pub(crate) enum Node {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Element {
-    pub ns: Option<String>,
-    pub local: String,
+    pub ns: Option<Name>,
+    pub local: Name,
     pub attrs: Vec<Attr>,
     /// Namespace declarations made on this element (`""` is the default namespace).
     pub ns_decls: Vec<(String, String)>,
@@ -59,12 +63,31 @@ pub(crate) const LENIENT: Strictness = Strictness {
     allow_comments: true,
 };
 
-/// Cheap textual DTD check, done before any parser (ours or libxml2) sees the document.
+/// Cheap textual DTD check, done before any parser (ours or libxml2) sees the document: any
+/// `<!DOCTYPE` (any case) or `<!ENTITY`. Only the few `<!` openings are examined.
 pub(crate) fn contains_doctype(xml: &str) -> bool {
-    xml.as_bytes()
-        .windows(9)
-        .any(|w| w.eq_ignore_ascii_case(b"<!DOCTYPE"))
-        || xml.contains("<!ENTITY")
+    let b = xml.as_bytes();
+    xml.match_indices("<!").any(|(i, _)| {
+        let rest = &b[i + 2..];
+        rest.get(..7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"DOCTYPE"))
+            || rest.starts_with(b"ENTITY")
+    })
+}
+
+/// Interns names and namespace URIs for one parse.
+#[derive(Default)]
+struct Interner(std::collections::HashMap<Box<[u8]>, Name>);
+
+impl Interner {
+    fn get(&mut self, bytes: &[u8]) -> Name {
+        if let Some(n) = self.0.get(bytes) {
+            return n.clone();
+        }
+        let n: Name = Name::from(String::from_utf8_lossy(bytes).as_ref());
+        self.0.insert(bytes.into(), n.clone());
+        n
+    }
 }
 
 fn malformed(detail: impl std::fmt::Display) -> Rejection {
@@ -88,27 +111,28 @@ pub(crate) fn parse(xml: &str, strictness: Strictness) -> Result<Element, Reject
 
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut names = Interner::default();
     loop {
         let (resolved, event) = reader.read_resolved_event().map_err(malformed)?;
-        let ns = match resolved {
-            ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(p) => {
-                return Err(malformed(format!(
-                    "unbound prefix {}",
-                    String::from_utf8_lossy(&p)
-                )));
-            }
-        };
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
+                let ns = match resolved {
+                    ResolveResult::Bound(ns) => Some(names.get(ns.as_ref())),
+                    ResolveResult::Unbound => None,
+                    ResolveResult::Unknown(p) => {
+                        return Err(malformed(format!(
+                            "unbound prefix {}",
+                            String::from_utf8_lossy(&p)
+                        )));
+                    }
+                };
                 if stack.len() >= MAX_DEPTH {
                     return Err(malformed("nesting too deep"));
                 }
                 if root.is_some() {
                     return Err(malformed("content after the root element"));
                 }
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let local = names.get(e.local_name().as_ref());
                 let mut attrs = Vec::new();
                 let mut ns_decls = Vec::new();
                 for a in e.attributes() {
@@ -129,9 +153,7 @@ pub(crate) fn parse(xml: &str, strictness: Strictness) -> Result<Element, Reject
                     }
                     let (res, attr_local) = reader.resolver().resolve_attribute(a.key);
                     let attr_ns = match res {
-                        ResolveResult::Bound(n) => {
-                            Some(String::from_utf8_lossy(n.as_ref()).into_owned())
-                        }
+                        ResolveResult::Bound(n) => Some(names.get(n.as_ref())),
                         ResolveResult::Unbound => None,
                         ResolveResult::Unknown(p) => {
                             return Err(malformed(format!(
@@ -142,7 +164,7 @@ pub(crate) fn parse(xml: &str, strictness: Strictness) -> Result<Element, Reject
                     };
                     attrs.push(Attr {
                         ns: attr_ns,
-                        local: String::from_utf8_lossy(attr_local.as_ref()).into_owned(),
+                        local: names.get(attr_local.as_ref()),
                         value,
                     });
                 }
@@ -235,14 +257,14 @@ fn push_text(stack: &mut [Element], s: &str) -> Result<(), Rejection> {
 
 impl Element {
     pub fn is(&self, ns: &str, local: &str) -> bool {
-        self.local == local && self.ns.as_deref() == Some(ns)
+        &*self.local == local && self.ns.as_deref() == Some(ns)
     }
 
     /// An attribute without namespace (all SAML attributes we read are unqualified).
     pub fn attr(&self, local: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.ns.is_none() && a.local == local)
+            .find(|a| a.ns.is_none() && &*a.local == local)
             .map(|a| a.value.as_str())
     }
 
@@ -250,7 +272,7 @@ impl Element {
     pub fn attr_ns(&self, ns: &str, local: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.ns.as_deref() == Some(ns) && a.local == local)
+            .find(|a| a.ns.as_deref() == Some(ns) && &*a.local == local)
             .map(|a| a.value.as_str())
     }
 
