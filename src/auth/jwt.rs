@@ -60,10 +60,18 @@ pub enum JwtError {
 }
 
 struct Ring {
+    /// EdDSA: idhub's own API tokens.
     signing: Option<(String, EncodingKey)>,
-    verifying: HashMap<String, DecodingKey>,
+    /// RS256: what the OIDC bridge signs (every OpenID Connect library verifies RS256;
+    /// OpenID Connect Core §15.1 makes it the one algorithm a provider must support).
+    signing_rs256: Option<(String, EncodingKey)>,
+    /// Each key verifies only tokens whose header names its own algorithm.
+    verifying: HashMap<String, (Algorithm, DecodingKey)>,
     jwks: serde_json::Value,
 }
+
+/// The algorithms idhub keeps a live key for.
+const ALGORITHMS: [&str; 2] = ["EdDSA", "RS256"];
 
 /// The node's view of the signing keys, with the verified-token cache.
 pub struct KeyRing {
@@ -100,17 +108,65 @@ fn generate() -> Result<SigningKeyRow, JwtError> {
     })
 }
 
+/// A fresh RSA-2048 key as stored: PKCS#1 DER (base64) and `n.e` (base64url).
+fn generate_rs256() -> Result<SigningKeyRow, JwtError> {
+    let rsa = openssl::rsa::Rsa::generate(2048)
+        .map_err(|_| JwtError::Corrupt("cannot generate an RSA key".into()))?;
+    let der = rsa
+        .private_key_to_der()
+        .map_err(|_| JwtError::Corrupt("cannot export the RSA key".into()))?;
+    let (n, e) = (rsa.n().to_vec(), rsa.e().to_vec());
+    let kid = hex::encode(&Sha256::digest(&n)[..12]);
+    Ok(SigningKeyRow {
+        kid,
+        alg: "RS256".into(),
+        private_key: base64::engine::general_purpose::STANDARD.encode(der),
+        public_key: format!("{}.{}", b64url(&n), b64url(&e)),
+        created_at: now_micros(),
+        retired_at: None,
+        expires_at: None,
+    })
+}
+
+fn generate_for(alg: &str) -> Result<SigningKeyRow, JwtError> {
+    match alg {
+        "RS256" => generate_rs256(),
+        _ => generate(),
+    }
+}
+
 fn build_ring(rows: &[SigningKeyRow]) -> Result<Ring, JwtError> {
     let mut verifying = HashMap::new();
     let mut keys = Vec::new();
     let mut signing = None;
+    let mut signing_rs256 = None;
     for r in rows {
+        if r.alg == "RS256" {
+            let (n, e) = r
+                .public_key
+                .split_once('.')
+                .ok_or_else(|| JwtError::Corrupt(format!("key {}: no modulus", r.kid)))?;
+            let dk = DecodingKey::from_rsa_components(n, e)
+                .map_err(|e| JwtError::Corrupt(format!("key {}: {e}", r.kid)))?;
+            verifying.insert(r.kid.clone(), (Algorithm::RS256, dk));
+            keys.push(serde_json::json!({
+                "kty": "RSA", "n": n, "e": e,
+                "kid": r.kid, "alg": "RS256", "use": "sig",
+            }));
+            if r.retired_at.is_none() && signing_rs256.is_none() {
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(&r.private_key)
+                    .map_err(|e| JwtError::Corrupt(format!("key {}: {e}", r.kid)))?;
+                signing_rs256 = Some((r.kid.clone(), EncodingKey::from_rsa_der(&der)));
+            }
+            continue;
+        }
         if r.alg != "EdDSA" {
             continue;
         }
         let dk = DecodingKey::from_ed_components(&r.public_key)
             .map_err(|e| JwtError::Corrupt(format!("key {}: {e}", r.kid)))?;
-        verifying.insert(r.kid.clone(), dk);
+        verifying.insert(r.kid.clone(), (Algorithm::EdDSA, dk));
         keys.push(serde_json::json!({
             "kty": "OKP", "crv": "Ed25519", "x": r.public_key,
             "kid": r.kid, "alg": "EdDSA", "use": "sig",
@@ -124,6 +180,7 @@ fn build_ring(rows: &[SigningKeyRow]) -> Result<Ring, JwtError> {
     }
     Ok(Ring {
         signing,
+        signing_rs256,
         verifying,
         jwks: serde_json::json!({ "keys": keys }),
     })
@@ -137,9 +194,12 @@ impl KeyRing {
         access_ttl: Duration,
     ) -> Result<Arc<Self>, JwtError> {
         let mut rows = store.signing_keys().await?;
-        if !rows.iter().any(|r| r.retired_at.is_none()) {
-            store.insert_first_signing_key(&generate()?).await?;
-            rows = store.signing_keys().await?;
+        for alg in ALGORITHMS {
+            if !rows.iter().any(|r| r.retired_at.is_none() && r.alg == alg) {
+                let key = generate_for(alg)?;
+                store.insert_first_signing_key(&key).await?;
+                rows = store.signing_keys().await?;
+            }
         }
         let ring = build_ring(&rows)?;
         Ok(Arc::new(Self {
@@ -174,14 +234,22 @@ impl KeyRing {
 
     /// Creates a new signing key; the old ones verify until their tokens have expired.
     /// Returns the new key id.
+    /// (Both algorithms rotate; the EdDSA key id is returned.)
     pub async fn rotate(&self) -> Result<String, JwtError> {
-        let key = generate()?;
         let grace = i64::try_from(self.access_ttl.as_micros()).unwrap_or(i64::MAX / 2);
-        self.store
-            .rotate_signing_key(&key, key.created_at.saturating_add(grace) + 60_000_000)
-            .await?;
+        let mut kid = String::new();
+        // EdDSA last, so the newest key listed is the one that signs API tokens.
+        for alg in ALGORITHMS.iter().rev().copied() {
+            let key = generate_for(alg)?;
+            self.store
+                .rotate_signing_key(&key, key.created_at.saturating_add(grace) + 60_000_000)
+                .await?;
+            if alg == "EdDSA" {
+                kid = key.kid;
+            }
+        }
         self.reload().await?;
-        Ok(key.kid)
+        Ok(kid)
     }
 
     /// The JWK Set of every key that still verifies.
@@ -203,11 +271,12 @@ impl KeyRing {
         &self.issuer
     }
 
-    /// Signs arbitrary claims (the OIDC bridge's ID and access tokens) with the current key.
+    /// Signs arbitrary claims (the OIDC bridge's ID and access tokens) with the current RS256
+    /// key.
     pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
         let ring = self.current();
-        let (kid, key) = ring.signing.as_ref().ok_or(JwtError::NoKey)?;
-        let mut header = Header::new(Algorithm::EdDSA);
+        let (kid, key) = ring.signing_rs256.as_ref().ok_or(JwtError::NoKey)?;
+        let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid.clone());
         jsonwebtoken::encode(&header, claims, key).map_err(|e| JwtError::Corrupt(e.to_string()))
     }
@@ -307,7 +376,7 @@ impl KeyRing {
         audience: &str,
     ) -> Result<T, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Invalid)?;
-        if header.alg != Algorithm::EdDSA {
+        if !matches!(header.alg, Algorithm::EdDSA | Algorithm::RS256) {
             return Err(JwtError::Invalid);
         }
         let kid = header.kid.ok_or(JwtError::Invalid)?;
@@ -325,8 +394,12 @@ impl KeyRing {
                 ring = self.current();
             }
         }
-        let key = ring.verifying.get(&kid).ok_or(JwtError::Invalid)?;
-        let mut v = Validation::new(Algorithm::EdDSA);
+        let (alg, key) = ring.verifying.get(&kid).ok_or(JwtError::Invalid)?;
+        // The key decides the algorithm, never the token's header (no algorithm confusion).
+        if header.alg != *alg {
+            return Err(JwtError::Invalid);
+        }
+        let mut v = Validation::new(*alg);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -364,7 +437,7 @@ mod tests {
         let token = jsonwebtoken::encode(&h, &claims, key).unwrap();
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_audience(&[AUDIENCE]);
-        let got = jsonwebtoken::decode::<Claims>(&token, &ring.verifying[kid], &v).unwrap();
+        let got = jsonwebtoken::decode::<Claims>(&token, &ring.verifying[kid].1, &v).unwrap();
         assert_eq!(got.claims, claims);
         let jwk = &ring.jwks["keys"][0];
         assert_eq!(jwk["kty"], "OKP");
@@ -375,6 +448,32 @@ mod tests {
         let other = build_ring(&[generate().unwrap()]).unwrap();
         let (_, okey) = other.signing.as_ref().unwrap();
         let forged = jsonwebtoken::encode(&h, &claims, okey).unwrap();
-        assert!(jsonwebtoken::decode::<Claims>(&forged, &ring.verifying[kid], &v).is_err());
+        assert!(jsonwebtoken::decode::<Claims>(&forged, &ring.verifying[kid].1, &v).is_err());
+
+        // RS256: signs and verifies; JWKS carries n and e, never a private part.
+        let rs = generate_rs256().unwrap();
+        let ring = build_ring(&[row, rs.clone()]).unwrap();
+        let (rkid, rkey) = ring.signing_rs256.as_ref().unwrap();
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some(rkid.clone());
+        let token = jsonwebtoken::encode(&h, &claims, rkey).unwrap();
+        let mut v = Validation::new(Algorithm::RS256);
+        v.set_audience(&[AUDIENCE]);
+        let (alg, dk) = &ring.verifying[rkid];
+        assert_eq!(*alg, Algorithm::RS256);
+        assert_eq!(
+            jsonwebtoken::decode::<Claims>(&token, dk, &v)
+                .unwrap()
+                .claims,
+            claims
+        );
+        let jwk = ring.jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kty"] == "RSA")
+            .unwrap();
+        assert_eq!(jwk["alg"], "RS256");
+        assert!(jwk.get("d").is_none() && jwk.get("p").is_none());
     }
 }

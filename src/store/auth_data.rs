@@ -159,8 +159,8 @@ impl Store {
             .collect()
     }
 
-    /// Stores `key` as the new signing key and retires every other live key: they stop
-    /// signing now and stop verifying at `old_expire_at`.
+    /// Stores `key` as the new signing key and retires every other live key of its algorithm:
+    /// they stop signing now and stop verifying at `old_expire_at`.
     pub async fn rotate_signing_key(
         &self,
         key: &SigningKeyRow,
@@ -169,10 +169,11 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
         sqlx::query(
-            "UPDATE signing_keys SET retired_at = $1, expires_at = $2 WHERE retired_at IS NULL",
+            "UPDATE signing_keys SET retired_at = $1, expires_at = $2 WHERE retired_at IS NULL AND alg = $3",
         )
         .bind(key.created_at)
         .bind(old_expire_at)
+        .bind(&key.alg)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -189,14 +190,17 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the first signing key unless another node got there first (then nothing).
+    /// Stores the first signing key of its algorithm unless another node got there first
+    /// (then nothing).
     pub async fn insert_first_signing_key(&self, key: &SigningKeyRow) -> StoreResult<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin_with(self.backend().begin_write()).await?;
-        let live: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL")
-                .fetch_one(&mut *tx)
-                .await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL AND alg = $1",
+        )
+        .bind(&key.alg)
+        .fetch_one(&mut *tx)
+        .await?;
         if live > 0 {
             return Ok(false);
         }

@@ -523,7 +523,8 @@ async fn rotated_signing_keys_keep_verifying_old_tokens(b: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    // EdDSA (API tokens) and RS256 (OIDC bridge): the new and the retired key of each.
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
     assert_eq!(get(&app, &before.access, "/api/v1/me").await.status(), 200);
     let after = admin_tokens(&app).await;
     use base64::Engine;

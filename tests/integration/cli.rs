@@ -432,7 +432,9 @@ async fn operator_manages_tenants_admins_and_scim_tokens(b: Backend) {
         .to_owned();
     let (code, out, _) = run(&["signing-key", "list"]);
     assert_eq!(code, Some(0));
-    let lines: Vec<&str> = out.lines().collect();
+    // One EdDSA key (API tokens) and one RS256 key (the OIDC bridge), each rotated.
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("EdDSA")).collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert!(
         lines[0].starts_with(&kid) && lines[0].ends_with("signing"),

@@ -126,8 +126,18 @@ async fn verify(app: &TestApp, jwt: &str, audience: &str) -> Value {
         .iter()
         .find(|k| k["kid"] == kid.as_str())
         .unwrap();
-    let dk = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(
+        header.alg,
+        jsonwebtoken::Algorithm::RS256,
+        "RS256: every OIDC library verifies it"
+    );
+    assert_eq!(key["kty"], "RSA");
+    let dk = jsonwebtoken::DecodingKey::from_rsa_components(
+        key["n"].as_str().unwrap(),
+        key["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&[audience]);
     jsonwebtoken::decode::<Value>(jwt, &dk, &v).unwrap().claims
 }
