@@ -90,6 +90,8 @@ CREATE TABLE saml_identities (
     name_id        TEXT NOT NULL,
     user_id        TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     session_index  TEXT,
+    -- Groups JIT joined for this identity (JSON ids): left when no longer asserted.
+    jit_groups     TEXT NOT NULL DEFAULT '[]',
     last_login_at  BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, connection_id, name_id)
 );

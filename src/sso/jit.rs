@@ -123,7 +123,7 @@ pub async fn resolve(
     rt: &Runtime,
     login: &ValidatedLogin,
     actor: &Actor,
-) -> Result<User, SsoError> {
+) -> Result<Resolved, SsoError> {
     let c = &rt.connection;
     let mapped = map(login, &c.attribute_mapping);
     let mut user = None;
@@ -185,10 +185,57 @@ pub async fn resolve(
         }
         None => create(&ctx, ts, &mapped, login).await?,
     };
-    if c.jit && !mapped.groups.is_empty() {
-        join_groups(&ctx, ts, &user.id, &mapped.groups).await?;
+    let mut jit_groups = Vec::new();
+    if c.jit {
+        // Memberships follow the assertion: groups asserted are joined; groups JIT joined at
+        // an earlier sign-in and no longer asserted are left. Memberships JIT did not make
+        // (SCIM's, an admin's) are never touched.
+        let previous = ts.saml_jit_groups(&c.id, &login.name_id).await?;
+        let (asserted, added) = join_groups(&ctx, ts, &user.id, &mapped.groups).await?;
+        let gone: Vec<&String> = previous.iter().filter(|g| !asserted.contains(g)).collect();
+        leave_groups(&ctx, ts, &user.id, &gone).await?;
+        jit_groups = previous
+            .iter()
+            .filter(|g| asserted.contains(g))
+            .chain(added.iter())
+            .cloned()
+            .collect();
     }
-    Ok(user)
+    Ok(Resolved { user, jit_groups })
+}
+
+/// The user a login is for, and the groups JIT manages for that identity.
+pub struct Resolved {
+    pub user: User,
+    pub jit_groups: Vec<String>,
+}
+
+async fn leave_groups(
+    ctx: &ScimCtx,
+    ts: &TenantStore,
+    user_id: &str,
+    groups: &[&String],
+) -> Result<(), SsoError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let current = ts.groups_of(user_id).await?;
+    for gid in groups {
+        if !current.contains(gid) {
+            continue;
+        }
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "remove", "path": format!("members[value eq \"{user_id}\"]") }],
+        });
+        match provisioning::groups::patch(ctx, gid, &body, &Projection::default(), None).await {
+            Ok(_) => {}
+            // The group was deleted meanwhile: nothing to leave.
+            Err(e) if e.status == 404 => {}
+            Err(e) => return Err(provisioning_failed(e)),
+        }
+    }
+    Ok(())
 }
 
 async fn scim_ctx(state: &AppState, ts: &TenantStore, actor: Actor) -> Result<ScimCtx, SsoError> {
@@ -325,8 +372,9 @@ async fn join_groups(
     ts: &TenantStore,
     user_id: &str,
     names: &[String],
-) -> Result<(), SsoError> {
+) -> Result<(Vec<String>, Vec<String>), SsoError> {
     let current = ts.groups_of(user_id).await?;
+    let (mut asserted, mut added) = (Vec::new(), Vec::new());
     for name in names.iter().take(100) {
         let gid = match ts.find_group_by_display_name(name).await? {
             Some(id) => id,
@@ -352,6 +400,7 @@ async fn join_groups(
                 }
             }
         };
+        asserted.push(gid.clone());
         if current.contains(&gid) {
             continue;
         }
@@ -362,8 +411,9 @@ async fn join_groups(
         provisioning::groups::patch(ctx, &gid, &body, &Projection::default(), None)
             .await
             .map_err(provisioning_failed)?;
+        added.push(gid);
     }
-    Ok(())
+    Ok((asserted, added))
 }
 
 #[cfg(test)]

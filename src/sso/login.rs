@@ -262,7 +262,7 @@ async fn consume(
             "this assertion was used before",
         ));
     }
-    let user = jit::resolve(state, ts, &rt, &login, actor).await?;
+    let jit::Resolved { user, jit_groups } = jit::resolve(state, ts, &rt, &login, actor).await?;
     ts.link_saml_identity(
         &c.id,
         &login.name_id,
@@ -270,6 +270,10 @@ async fn consume(
         login.session_index.as_deref(),
     )
     .await?;
+    if c.jit {
+        ts.set_saml_jit_groups(&c.id, &login.name_id, &jit_groups)
+            .await?;
+    }
     let lifetime = i64::try_from(state.config.session_ttl.as_micros()).unwrap_or(i64::MAX);
     let (session, refresh_token) = ts
         .create_session(actor, &user.id, "saml", lifetime, None)

@@ -819,6 +819,45 @@ impl TenantStore {
             .transpose()
     }
 
+    /// The groups JIT joined for this identity at its last sign-in.
+    pub async fn saml_jit_groups(
+        &self,
+        connection_id: &str,
+        name_id: &str,
+    ) -> StoreResult<Vec<String>> {
+        let raw: Option<String> = sqlx::query_scalar(
+            "SELECT jit_groups FROM saml_identities WHERE tenant_id = $1 AND connection_id = $2 AND name_id = $3",
+        )
+        .bind(self.tid())
+        .bind(connection_id)
+        .bind(name_id)
+        .fetch_optional(self.pool())
+        .await?;
+        match raw {
+            Some(r) => serde_json::from_str(&r).map_err(|e| json_err("jit groups", e)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn set_saml_jit_groups(
+        &self,
+        connection_id: &str,
+        name_id: &str,
+        groups: &[String],
+    ) -> StoreResult<()> {
+        let _turn = self.store.write_turn().await;
+        sqlx::query(
+            "UPDATE saml_identities SET jit_groups = $4 WHERE tenant_id = $1 AND connection_id = $2 AND name_id = $3",
+        )
+        .bind(self.tid())
+        .bind(connection_id)
+        .bind(name_id)
+        .bind(to_json(&groups))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn link_saml_identity(
         &self,
         connection_id: &str,

@@ -495,6 +495,89 @@ async fn authorization_errors_follow_rfc_6749_and_pkce_is_enforced(b: Backend) {
     )
     .await;
     assert_eq!(query(&loc.unwrap())["error"], "access_denied");
+    // A global client (operators only) may start sign-ins for any organization.
+    let r = app
+        .client
+        .post(app.url("/api/v1/oauth/clients"))
+        .bearer_auth(&sso.token)
+        .json(&json!({ "name": "Global app", "redirect_uris": [CB], "global": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let global: Value = r.json().await.unwrap();
+    assert_eq!(global["global"], true);
+    let (_, loc) = authorize(
+        &app,
+        &[
+            ("response_type", "code"),
+            ("client_id", global["id"].as_str().unwrap()),
+            ("redirect_uri", CB),
+            ("organization", "globex"),
+        ],
+    )
+    .await;
+    let q = query(&loc.unwrap());
+    assert_eq!(
+        q["error"], "invalid_request",
+        "globex has no connection: {q:?}"
+    );
+    assert!(q["error_description"].contains("no active SSO connection"));
+    // A tenant administrator (not an operator) cannot register one.
+    let r = app
+        .client
+        .post(app.url("/api/v1/users"))
+        .bearer_auth(&sso.token)
+        .header("x-idhub-tenant", "globex")
+        .json(&json!({ "user_name": "root@globex", "password": "globex-password-1" }))
+        .send()
+        .await
+        .unwrap();
+    let root = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .client
+        .put(app.url(&format!("/api/v1/users/{root}/roles/admin")))
+        .bearer_auth(&sso.token)
+        .header("x-idhub-tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .patch(app.url("/api/v1/tenants/globex"))
+        .bearer_auth(&sso.token)
+        .json(&json!({ "hostnames": ["globex.test"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let globex_admin = crate::admin_auth::login_ok(
+        &app,
+        Some("globex.test"),
+        "root@globex",
+        "globex-password-1",
+    )
+    .await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/oauth/clients"))
+        .bearer_auth(&globex_admin.access)
+        .json(&json!({ "name": "x", "redirect_uris": [CB], "global": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = crate::admin_auth::get(&app, &globex_admin.access, "/api/v1/oauth/clients").await;
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(
+        list["data"],
+        json!([]),
+        "neither default's nor global clients"
+    );
     app.stop().await;
 }
 

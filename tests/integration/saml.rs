@@ -608,6 +608,25 @@ async fn jit_links_scim_users_and_honours_active(b: Backend) {
         groups.contains(&"Kernel") && groups.contains(&"Maintainers"),
         "{groups:?}"
     );
+    // A membership SCIM made, then a sign-in that no longer asserts "Maintainers": JIT leaves
+    // the group it joined and never touches the one SCIM manages.
+    scim.create_group("Ops", &[uid.as_str()]).await;
+    let mut spec = sso.spec("linus.t@idp.example");
+    spec.attributes = vec![
+        ("objectId".into(), vec!["ext-42".into()]),
+        ("groups".into(), vec!["Kernel".into()]),
+    ];
+    let (status, body) = sso.post(&sso.idp.response_b64(&spec), None).await;
+    assert_eq!(status, 200, "{body}");
+    let user = scim.get(&format!("/Users/{uid}")).await;
+    let mut groups: Vec<&str> = user.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["display"].as_str().unwrap())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, vec!["Kernel", "Ops"]);
     // Linking by email when externalId is absent.
     let uid2 = scim
         .create_user(
