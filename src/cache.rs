@@ -4,11 +4,14 @@
 //! in entries and time-to-live, and every store write that touches an entry invalidates it
 //! after commit.
 //!
-//! Stale reads on one node are prevented by an invalidation epoch per cache: a loader notes
-//! the epoch before it reads the database, inserts what it read, and removes it again if an
-//! invalidation happened meanwhile. With sequentially consistent ordering either the writer's
-//! invalidation runs after the insert (and removes it) or the loader sees the new epoch (and
-//! removes it itself), so a value read before a commit never outlives that commit.
+//! Stale reads on one node are prevented by an invalidation epoch per cache and a gate: a
+//! loader notes the epoch before it reads the database and inserts what it read only if no
+//! invalidation happened meanwhile, checking and inserting under the gate's shared side; an
+//! invalidation bumps the epoch and removes the entry under the gate's exclusive side. So an
+//! invalidation either comes before the check (the stale value is never inserted) or after the
+//! insert (and removes it) — a value read before a commit is gone by the time the writer
+//! returns, never merely "soon" (an earlier version re-checked the epoch after inserting,
+//! which left a window in which a reader could see the stale value).
 
 use crate::metrics::Metrics;
 use crate::model::{Group, Membership, StoredSchema, Tenant, TenantId, User};
@@ -24,6 +27,7 @@ use std::time::Duration;
 pub struct Slot<K, V> {
     cache: Cache<K, V>,
     epoch: AtomicU64,
+    gate: tokio::sync::RwLock<()>,
     hits: IntCounter,
     misses: IntCounter,
 }
@@ -40,6 +44,7 @@ where
                 .time_to_live(ttl)
                 .build(),
             epoch: AtomicU64::new(0),
+            gate: tokio::sync::RwLock::new(()),
             hits: metrics.cache_lookups.with_label_values(&[name, "hit"]),
             misses: metrics.cache_lookups.with_label_values(&[name, "miss"]),
         }
@@ -60,6 +65,7 @@ where
                 .time_to_live(ttl)
                 .build(),
             epoch: AtomicU64::new(0),
+            gate: tokio::sync::RwLock::new(()),
             hits: metrics.cache_lookups.with_label_values(&[name, "hit"]),
             misses: metrics.cache_lookups.with_label_values(&[name, "miss"]),
         }
@@ -86,21 +92,21 @@ where
     where
         K: Clone,
     {
+        let _shared = self.gate.read().await;
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return;
         }
-        self.cache.insert(key.clone(), value).await;
-        if self.epoch.load(Ordering::SeqCst) != epoch {
-            self.cache.invalidate(&key).await;
-        }
+        self.cache.insert(key, value).await;
     }
 
     pub async fn invalidate(&self, key: &K) {
+        let _exclusive = self.gate.write().await;
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(key).await;
     }
 
-    pub fn invalidate_all(&self) {
+    pub async fn invalidate_all(&self) {
+        let _exclusive = self.gate.write().await;
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
     }

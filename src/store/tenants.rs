@@ -209,12 +209,12 @@ impl Store {
         // Everything cached for the tenant goes (tokens are keyed by hash, not tenant).
         let c = self.caches();
         c.tenants.invalidate(id).await;
-        c.tokens.invalidate_all();
-        c.users.invalidate_all();
-        c.groups.invalidate_all();
-        c.memberships.invalidate_all();
-        c.sessions.invalidate_all();
-        c.permissions.invalidate_all();
+        c.tokens.invalidate_all().await;
+        c.users.invalidate_all().await;
+        c.groups.invalidate_all().await;
+        c.memberships.invalidate_all().await;
+        c.sessions.invalidate_all().await;
+        c.permissions.invalidate_all().await;
         Ok(())
     }
 

@@ -344,11 +344,11 @@ async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: V
                 }
                 Invalidate::Token(hash) => caches.tokens.invalidate(&hash).await,
                 Invalidate::Tenant => caches.tenants.invalidate(tenant_id).await,
-                Invalidate::Hosts => caches.hosts.invalidate_all(),
+                Invalidate::Hosts => caches.hosts.invalidate_all().await,
                 Invalidate::Schemas => caches.scim_schemas.invalidate(tenant_id).await,
                 Invalidate::Memberships(ids) => {
                     // Roles held through groups follow memberships (nested too).
-                    caches.permissions.invalidate_all();
+                    caches.permissions.invalidate_all().await;
                     for id in ids {
                         caches
                             .memberships
@@ -357,12 +357,12 @@ async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: V
                     }
                 }
                 Invalidate::AllMemberships => {
-                    caches.memberships.invalidate_all();
-                    caches.permissions.invalidate_all();
+                    caches.memberships.invalidate_all().await;
+                    caches.permissions.invalidate_all().await;
                 }
                 Invalidate::Roles => {
                     caches.operators.invalidate(tenant_id).await;
-                    caches.permissions.invalidate_all();
+                    caches.permissions.invalidate_all().await;
                 }
                 Invalidate::Session(id) => caches.sessions.invalidate(&id).await,
             }
