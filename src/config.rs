@@ -86,6 +86,8 @@ pub struct Config {
     pub saml_metadata_refresh: Duration,
     /// How long an AuthnRequest waits for its response.
     pub saml_request_ttl: Duration,
+    /// Requests per minute per client IP address to the SAML and OAuth endpoints.
+    pub sso_rate_per_ip: u32,
 }
 
 /// Where a value came from, for error messages and `config check`.
@@ -279,6 +281,12 @@ const KEYS: &[KeyDef] = &[
         default: "600",
         secret: false,
         help: "how long an SP-initiated SAML login may take",
+    },
+    KeyDef {
+        key: "sso_rate_per_ip",
+        default: "600",
+        secret: false,
+        help: "SAML/OAuth endpoint requests per minute per client IP (429 past it)",
     },
     KeyDef {
         key: "access_token_ttl_secs",
@@ -564,6 +572,8 @@ impl Layers {
                 self.positive("saml_metadata_refresh_secs")?,
             ),
             saml_request_ttl: Duration::from_secs(self.positive("saml_request_ttl_secs")?),
+            sso_rate_per_ip: u32::try_from(self.positive("sso_rate_per_ip")?)
+                .map_err(|_| self.invalid("sso_rate_per_ip", "too large"))?,
         })
     }
 

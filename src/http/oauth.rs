@@ -7,16 +7,17 @@ use crate::oauth::{OAuthError, flow};
 use base64::Engine;
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Form, Query};
-use poem::{Request, Response, Route, get, handler, post};
+use poem::{EndpointExt, Request, Response, Route, get, handler, post};
 use serde_json::json;
 use std::collections::HashMap;
 
-pub fn routes() -> Route {
+pub fn routes() -> impl poem::Endpoint {
     Route::new()
         .at("/authorize", get(authorize))
         .at("/token", post(token))
         .at("/userinfo", get(userinfo).post(userinfo))
         .at("/jwks", get(jwks))
+        .around(crate::http::saml::limit_per_ip)
 }
 
 fn no_store(r: poem::ResponseBuilder) -> poem::ResponseBuilder {

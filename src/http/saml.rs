@@ -31,7 +31,30 @@ pub fn routes() -> impl poem::Endpoint {
         .at("/:connection/acs", post(acs))
         .at("/:connection/slo", get(slo_redirect).post(slo_post))
         .at("/:connection/logout", post(sp_logout))
+        .around(limit_per_ip)
         .with(BodyLimit(FORM_LIMIT))
+}
+
+/// Per client IP, at most `sso_rate_per_ip` requests a minute to the SAML and OAuth endpoints
+/// (each refused ACS post writes a login-flow entry, an audit record and an event, so an
+/// unthrottled client could flood them). 429 with `Retry-After` past it.
+pub async fn limit_per_ip<E: poem::Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let state = req.data::<AppState>().cloned();
+    if let Some(state) = state {
+        let ip = crate::api::security::client_ip(&req).unwrap_or_default();
+        let d = state
+            .limiter
+            .check(&format!("sso:{ip}"), state.config.sso_rate_per_ip);
+        if !d.allowed {
+            let body = json!({ "code": "rate_limited", "message": format!("too many requests; retry in {} s", d.reset_secs) });
+            return Ok(Response::builder()
+                .status(StatusCode::TOO_MANY_REQUESTS)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::RETRY_AFTER, d.reset_secs.to_string())
+                .body(body.to_string()));
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 fn wants_json(req: &Request) -> bool {

@@ -22,7 +22,34 @@ backend_tests!(
     single_logout_revokes_the_users_sessions,
     verified_email_domains_route_to_their_connection,
     certificate_expiry_is_announced_once_per_threshold,
+    sso_endpoints_are_rate_limited_per_ip,
 );
+
+async fn sso_endpoints_are_rate_limited_per_ip(b: Backend) {
+    let app = TestApp::spawn_with(&b, &[("IDHUB_SSO_RATE_PER_IP", "5")]).await;
+    let mut statuses = Vec::new();
+    for path in [
+        "/saml/discover?email=a@b.test",
+        "/saml/nope/acs",
+        "/oauth2/userinfo",
+        "/saml/discover?email=a@b.test",
+        "/oauth2/authorize",
+        "/saml/discover?email=a@b.test",
+        "/oauth2/jwks",
+    ] {
+        let r = no_redirects().get(app.url(path)).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert!(statuses[..5].iter().all(|s| *s != 429), "{statuses:?}");
+    assert_eq!(&statuses[5..], &[429, 429], "{statuses:?}");
+    // Other endpoints are not affected.
+    let r = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
 
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
