@@ -13,7 +13,6 @@ use crate::app::AppState;
 use crate::model::{Actor, TenantId, User, now_micros};
 use crate::store::TenantStore;
 use crate::store::saml::{ConsumeRefusal, LoginLogEntry, PendingRequest, new_log_id};
-use base64::Engine;
 use rand::RngCore;
 use saml::{AcsPolicy, AlgorithmPolicy, SignatureAlgorithm, SigningRequirement, SkewWindow};
 use std::sync::Arc;
@@ -517,9 +516,4 @@ pub async fn sp_logout(
     )
     .map_err(|e| SsoError::Internal(format!("signing the LogoutRequest: {e}")))?;
     Ok(Some(req.url))
-}
-
-/// Base64 of a string (for tests and tools that post a response).
-pub fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
