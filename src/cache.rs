@@ -169,6 +169,20 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// Drops everything (a node that may have missed invalidations, a deleted tenant).
+    pub async fn flush(&self) {
+        self.tokens.invalidate_all().await;
+        self.hosts.invalidate_all().await;
+        self.tenants.invalidate_all().await;
+        self.users.invalidate_all().await;
+        self.groups.invalidate_all().await;
+        self.memberships.invalidate_all().await;
+        self.operators.invalidate_all().await;
+        self.scim_schemas.invalidate_all().await;
+        self.sessions.invalidate_all().await;
+        self.permissions.invalidate_all().await;
+    }
+
     pub fn new(cfg: CacheConfig, metrics: &Metrics) -> Self {
         let small = (cfg.max_entries / 10).max(100);
         Self {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod http;

@@ -328,6 +328,7 @@ impl Application {
         let store = self.state.store.clone();
         let webhooks = crate::webhooks::spawn(self.state.clone());
         let sso_jobs = crate::sso::jobs::spawn(self.state.clone());
+        let cluster = crate::cluster::spawn(self.state.clone());
         let usage = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -347,6 +348,9 @@ impl Application {
             .await;
         webhooks.abort();
         sso_jobs.abort();
+        if let Some(c) = cluster {
+            c.abort();
+        }
         usage.abort();
         if let Err(e) = store.flush_token_usage().await {
             tracing::warn!(error = %e, "cannot write token use summaries");

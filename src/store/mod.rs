@@ -21,7 +21,7 @@ mod tenants;
 mod tokens;
 mod users;
 mod webhooks;
-mod write;
+pub mod write;
 
 pub use audit::{AuditQuery, Dashboard, EventCursor};
 pub use auth_data::{LoginFacts, Refreshed, Role, Session, SigningKeyRow};
@@ -70,6 +70,8 @@ struct Inner {
     default_tenant: std::sync::OnceLock<TenantId>,
     /// Token uses since the last summary (see `Store::flush_token_usage`).
     token_usage: std::sync::Mutex<std::collections::HashMap<String, tokens::TokenUsage>>,
+    /// This process's identity in cache-invalidation notifications.
+    node_id: String,
 }
 
 impl Store {
@@ -109,6 +111,7 @@ impl Store {
                 writer: Arc::new(tokio::sync::Mutex::new(())),
                 default_tenant: std::sync::OnceLock::new(),
                 token_usage: std::sync::Mutex::new(std::collections::HashMap::new()),
+                node_id: uuid::Uuid::new_v4().simple().to_string(),
             }),
         })
     }
@@ -147,6 +150,26 @@ impl Store {
 
     pub fn caches(&self) -> &Caches {
         &self.inner.caches
+    }
+
+    /// This process's identity among the nodes sharing the database.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Applies invalidations another node committed (a NOTIFY payload); returns them so the
+    /// caller can drop what it caches itself (SSO), or `None` for this node's own payloads and
+    /// unreadable ones.
+    pub async fn apply_remote_invalidation(
+        &self,
+        payload: &str,
+    ) -> Option<(TenantId, Vec<write::Invalidate>)> {
+        let (node, tenant, items) = write::decode(payload)?;
+        if node == self.inner.node_id {
+            return None;
+        }
+        write::invalidate_caches(self, &tenant, items.clone()).await;
+        Some((tenant, items))
     }
 
     /// Records which tenant is the default one (once; later calls are ignored).

@@ -459,6 +459,7 @@ impl TenantStore {
             stored.version,
             audit_action,
         );
+        w.invalidate(Invalidate::SamlConnection(c.id.clone()));
         w.commit().await?;
         Ok(stored)
     }
@@ -476,6 +477,7 @@ impl TenantStore {
             return Err(StoreError::NotFound);
         }
         w.changed("SamlConnection", id, "delete", 0, "sso.connection.delete");
+        w.invalidate(Invalidate::SamlConnection(id.to_owned()));
         w.commit().await
     }
 
@@ -520,6 +522,7 @@ impl TenantStore {
                 serde_json::json!({ "fingerprint": fp, "days_before": days }),
             );
         }
+        w.invalidate(Invalidate::SamlConnection(c.id.clone()));
         w.commit().await?;
         Ok(true)
     }
@@ -573,6 +576,7 @@ impl TenantStore {
         .await?;
         insert_key(&mut w, k, "current").await?;
         w.audit("sso.sp_key.rotate", "SpKey", &k.id, serde_json::Value::Null);
+        w.invalidate(Invalidate::SpKeys);
         w.commit().await
     }
 
@@ -589,6 +593,7 @@ impl TenantStore {
             return Err(StoreError::NotFound);
         };
         w.audit("sso.sp_key.retire", "SpKey", id, serde_json::Value::Null);
+        w.invalidate(Invalidate::SpKeys);
         w.commit().await
     }
 

@@ -204,17 +204,10 @@ impl Store {
             id.as_str(),
             serde_json::json!({ "slug": slug }),
         );
-        w.invalidate(Invalidate::Hosts);
+        // Everything cached for the tenant goes (tokens are keyed by hash, not tenant), on
+        // every node.
+        w.invalidate(Invalidate::All);
         w.commit().await?;
-        // Everything cached for the tenant goes (tokens are keyed by hash, not tenant).
-        let c = self.caches();
-        c.tenants.invalidate(id).await;
-        c.tokens.invalidate_all().await;
-        c.users.invalidate_all().await;
-        c.groups.invalidate_all().await;
-        c.memberships.invalidate_all().await;
-        c.sessions.invalidate_all().await;
-        c.permissions.invalidate_all().await;
         Ok(())
     }
 

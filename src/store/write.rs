@@ -15,7 +15,8 @@ use sqlx::{Any, Transaction};
 /// Rows per multi-row INSERT of change-log and audit entries.
 const ROWS_PER_INSERT: usize = 100;
 
-pub(super) enum Invalidate {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalidate {
     User(String),
     Group(String),
     Token(String),
@@ -30,6 +31,73 @@ pub(super) enum Invalidate {
     Roles,
     /// A session (revoked).
     Session(String),
+    /// Every cache of every tenant (a tenant deleted; a node that may have missed
+    /// notifications).
+    All,
+    /// A SAML connection (its settings, certificates) — cached by the SSO layer.
+    SamlConnection(String),
+    /// The tenant's SP keys — cached by the SSO layer.
+    SpKeys,
+}
+
+/// The PostgreSQL channel on which committed invalidations reach the other nodes.
+pub const CHANNEL: &str = "idhub_cache";
+/// NOTIFY payloads must stay under 8000 bytes; longer lists become "everything".
+const MAX_PAYLOAD: usize = 7900;
+
+/// `node|tenant|item;item;…` (items: `u:ID`, `g:ID`, `t:HASH`, `T`, `H`, `S`, `m:ID,ID`, `M`,
+/// `R`, `s:ID`, `*`, `c:ID`, `k`).
+pub(super) fn encode(node: &str, tenant: &TenantId, items: &[Invalidate]) -> String {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|i| match i {
+            Invalidate::User(id) => format!("u:{id}"),
+            Invalidate::Group(id) => format!("g:{id}"),
+            Invalidate::Token(h) => format!("t:{h}"),
+            Invalidate::Tenant => "T".into(),
+            Invalidate::Hosts => "H".into(),
+            Invalidate::Schemas => "S".into(),
+            Invalidate::Memberships(ids) => format!("m:{}", ids.join(",")),
+            Invalidate::AllMemberships => "M".into(),
+            Invalidate::Roles => "R".into(),
+            Invalidate::Session(id) => format!("s:{id}"),
+            Invalidate::All => "*".into(),
+            Invalidate::SamlConnection(id) => format!("c:{id}"),
+            Invalidate::SpKeys => "k".into(),
+        })
+        .collect();
+    let payload = format!("{node}|{}|{}", tenant.as_str(), parts.join(";"));
+    if payload.len() > MAX_PAYLOAD {
+        format!("{node}|{}|*", tenant.as_str())
+    } else {
+        payload
+    }
+}
+
+/// The sender node, tenant and invalidations of a payload; `None` when it is not one.
+pub fn decode(payload: &str) -> Option<(String, TenantId, Vec<Invalidate>)> {
+    let mut it = payload.splitn(3, '|');
+    let (node, tenant, rest) = (it.next()?, it.next()?, it.next()?);
+    let mut items = Vec::new();
+    for part in rest.split(';').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once(':').unwrap_or((part, ""));
+        items.push(match k {
+            "u" => Invalidate::User(v.to_owned()),
+            "g" => Invalidate::Group(v.to_owned()),
+            "t" => Invalidate::Token(v.to_owned()),
+            "T" => Invalidate::Tenant,
+            "H" => Invalidate::Hosts,
+            "S" => Invalidate::Schemas,
+            "m" => Invalidate::Memberships(v.split(',').map(str::to_owned).collect()),
+            "M" => Invalidate::AllMemberships,
+            "R" => Invalidate::Roles,
+            "s" => Invalidate::Session(v.to_owned()),
+            "c" => Invalidate::SamlConnection(v.to_owned()),
+            "k" => Invalidate::SpKeys,
+            _ => Invalidate::All,
+        });
+    }
+    Some((node.to_owned(), TenantId(tenant.to_owned()), items))
 }
 
 struct Audit {
@@ -161,16 +229,25 @@ impl WriteTx {
 
     pub(super) async fn commit(mut self) -> StoreResult<()> {
         let tid = self.tid();
-        if self.store.backend() == super::dialect::Backend::Postgres
-            && self.changes.len() == 1
-            && self.audits.len() == 1
-        {
+        let pg = self.store.backend() == super::dialect::Backend::Postgres;
+        // PostgreSQL: the other nodes learn of the invalidations through NOTIFY, which is
+        // transactional — delivered exactly when (and only if) this transaction commits.
+        let notify = (pg && !self.invalidations.is_empty())
+            .then(|| encode(self.store.node_id(), &self.tenant_id, &self.invalidations));
+        if pg && self.changes.len() == 1 && self.audits.len() == 1 {
             // The common write (one change, one audit record) in one round trip: sequence,
             // change-log row and audit row through data-modifying CTEs (PostgreSQL only;
             // SQLite runs in-process, where separate statements cost next to nothing).
-            self.commit_one_pg(&tid).await?;
+            self.commit_one_pg(&tid, notify.as_deref()).await?;
         } else {
             self.commit_general(&tid).await?;
+            if let Some(payload) = &notify {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
         }
         let WriteTx {
             tx,
@@ -186,7 +263,7 @@ impl WriteTx {
         Ok(())
     }
 
-    async fn commit_one_pg(&mut self, tid: &str) -> StoreResult<()> {
+    async fn commit_one_pg(&mut self, tid: &str, notify: Option<&str>) -> StoreResult<()> {
         let (Some(c), Some(a)) = (self.changes.first(), self.audits.first()) else {
             return Ok(());
         };
@@ -195,30 +272,39 @@ impl WriteTx {
         } else {
             a.details.to_string()
         };
-        let done = sqlx::query(
+        // The NOTIFY rides in the same statement (a CTE the INSERT selects from, so it runs).
+        let sql = if notify.is_some() {
+            "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq), \
+             n AS (SELECT pg_notify($18, $19)) \
+             INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
+             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c, n"
+        } else {
             "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq) \
              INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
-             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c",
-        )
-        .bind(tid)
-        .bind(self.now)
-        .bind(c.resource_type)
-        .bind(&c.resource_id)
-        .bind(c.operation)
-        .bind(c.version)
-        .bind(new_id())
-        .bind(&self.actor.actor_type)
-        .bind(&self.actor.actor_id)
-        .bind(a.action)
-        .bind(a.target_type)
-        .bind(&a.target_id)
-        .bind(&self.actor.ip)
-        .bind(&self.actor.user_agent)
-        .bind(&self.actor.request_id)
-        .bind(details)
-        .bind(a.outcome)
-        .execute(&mut *self.tx)
-        .await?;
+             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c"
+        };
+        let mut q = sqlx::query(sql)
+            .bind(tid)
+            .bind(self.now)
+            .bind(c.resource_type)
+            .bind(&c.resource_id)
+            .bind(c.operation)
+            .bind(c.version)
+            .bind(new_id())
+            .bind(&self.actor.actor_type)
+            .bind(&self.actor.actor_id)
+            .bind(a.action)
+            .bind(a.target_type)
+            .bind(&a.target_id)
+            .bind(&self.actor.ip)
+            .bind(&self.actor.user_agent)
+            .bind(&self.actor.request_id)
+            .bind(details)
+            .bind(a.outcome);
+        if let Some(payload) = notify {
+            q = q.bind(CHANNEL).bind(payload.to_owned());
+        }
+        let done = q.execute(&mut *self.tx).await?;
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -328,8 +414,13 @@ impl WriteTx {
     }
 }
 
-/// Drops every cache entry a committed write touched.
-async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: Vec<Invalidate>) {
+/// Drops every cache entry a committed write touched (also what another node's committed
+/// write announced, see `cluster`).
+pub(super) async fn invalidate_caches(
+    store: &Store,
+    tenant_id: &TenantId,
+    invalidations: Vec<Invalidate>,
+) {
     {
         let caches = store.caches();
         for inv in invalidations {
@@ -365,6 +456,10 @@ async fn invalidate_caches(store: &Store, tenant_id: &TenantId, invalidations: V
                     caches.permissions.invalidate_all().await;
                 }
                 Invalidate::Session(id) => caches.sessions.invalidate(&id).await,
+                Invalidate::All => caches.flush().await,
+                // Cached by the SSO layer, which drops its own entries (and, for other nodes,
+                // `cluster` does).
+                Invalidate::SamlConnection(_) | Invalidate::SpKeys => {}
             }
         }
     }

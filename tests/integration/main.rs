@@ -9,6 +9,7 @@ mod admin_auth;
 mod admin_walk;
 mod cache;
 mod cli;
+mod cluster;
 mod conformance;
 mod http_basics;
 mod oidc;
