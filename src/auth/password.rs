@@ -1,6 +1,6 @@
 //! Password hashing: argon2id with the OWASP-recommended parameters (m = 19 MiB, t = 2, p = 1,
-//! the `argon2` crate's defaults), always on the blocking pool so a hash never stalls the
-//! async workers.
+//! the `argon2` crate's defaults), always on a dedicated pool of hashing threads so a hash never
+//! stalls the async workers.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString, rand_core::OsRng};
@@ -24,32 +24,67 @@ pub enum PasswordError {
     Join,
 }
 
-/// Hashing runs on at most this many blocking threads at once (the core count), so a login
-/// flood queues here instead of taking every core from provisioning.
-static HASH_PERMITS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new(cores)
-});
+type Job = Box<dyn FnOnce() + Send>;
 
-async fn permit() -> Result<tokio::sync::SemaphorePermit<'static>, PasswordError> {
-    HASH_PERMITS
-        .acquire()
-        .await
-        .map_err(|_| PasswordError::Join)
+/// The hashing pool: one thread per core taking jobs from one queue, so a login flood queues
+/// here instead of taking every core from provisioning. A thread that finishes a hash takes
+/// the next queued one at once; with a semaphore over the blocking pool, every hand-over went
+/// through the async scheduler and left a core idle meanwhile.
+static POOL: LazyLock<Option<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>> =
+    LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut started = 0;
+        for i in 0..cores {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("idhub-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(job) = job else { return };
+                        // A failed job drops its reply channel; the caller gets `Join`.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        (started > 0).then(|| std::sync::Mutex::new(tx))
+    });
+
+/// Runs `f` on the hashing pool.
+async fn on_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(f());
+    });
+    let pool = POOL.as_ref().ok_or(PasswordError::Join)?;
+    match pool.lock() {
+        Ok(tx) => tx.send(job),
+        Err(poisoned) => poisoned.into_inner().send(job),
+    }
+    .map_err(|_| PasswordError::Join)?;
+    answer.await.map_err(|_| PasswordError::Join)
 }
 
 /// Hashes a password (PHC string).
 pub async fn hash(password: String) -> Result<String, PasswordError> {
-    let _permit = permit().await?;
-    tokio::task::spawn_blocking(move || {
+    on_pool(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| PasswordError::Hash(e.to_string()))
     })
-    .await
-    .map_err(|_| PasswordError::Join)?
+    .await?
 }
 
 /// Verifies a password against a stored hash, or against a dummy hash when there is none.
@@ -57,15 +92,12 @@ pub async fn hash(password: String) -> Result<String, PasswordError> {
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, PasswordError> {
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
-    let _permit = permit().await?;
-    let ok = tokio::task::spawn_blocking(move || verify_blocking(password.as_bytes(), &stored))
-        .await
-        .map_err(|_| PasswordError::Join)?;
+    let ok = on_pool(move || verify_blocking(password.as_bytes(), &stored)).await?;
     Ok(ok && known)
 }
 
 thread_local! {
-    /// The argon2 working memory of this (blocking-pool) thread, reused across
+    /// The argon2 working memory of this hashing thread, reused across
     /// verifications: allocating and zeroing 19 MiB per sign-in costs more than a tenth of
     /// the hash itself. Argon2 overwrites every block it uses, so nothing leaks between
     /// verifications.
