@@ -377,6 +377,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     let base = app.base_url();
+    let shutdown = startup::shutdown_signal();
     // The banner goes to standard output; a closed stdout (a supervisor that does not read it)
     // must not take the server down, so write errors are ignored.
     macro_rules! say {
@@ -413,7 +414,7 @@ async fn serve(config: Config) -> ExitCode {
     } else {
         say!("  Sign in with an administrator account (idhub admin create makes one).");
     }
-    match app.run_until(startup::shutdown_signal()).await {
+    match app.run_until(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: server failed: {e}");
