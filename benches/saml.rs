@@ -118,6 +118,7 @@ fn build() -> (Vec<Case>, TenantKeys) {
         let xml = idp.response_xml(&spec);
         let b64 = base64::engine::general_purpose::STANDARD.encode(&xml);
         let runtime = Runtime {
+            tenant_id: serde_json::from_str("\"bench\"").unwrap(),
             connection: connection(&id, &idp),
             certificates: vec![idp.certificate().clone()],
         };

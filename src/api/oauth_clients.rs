@@ -77,7 +77,7 @@ pub struct CreateClient {
     pub redirect_uris: Vec<Text>,
     /// Among openid, profile, email, groups, offline_access (default: openid profile email
     /// offline_access).
-    #[oai(validator(max_items = 5))]
+    #[oai(validator(min_items = 1, max_items = 5))]
     pub allowed_scopes: Option<Vec<Text>>,
     /// A public client (SPA, native app) has no secret and must use PKCE.
     pub public: Option<bool>,

@@ -245,7 +245,12 @@ pub async fn runtime(
     id: &str,
 ) -> Result<Arc<Runtime>, SsoError> {
     if let Some(r) = state.sso.runtimes.get(id).await {
-        return Ok(r);
+        // Keyed by connection id alone: the tenant check keeps the cache tenant-scoped.
+        return if &r.tenant_id == ts.tenant_id() {
+            Ok(r)
+        } else {
+            Err(SsoError::NotFound("connection"))
+        };
     }
     let connection = ts
         .saml_connection(id)
@@ -254,6 +259,7 @@ pub async fn runtime(
     let certificates = parse_certificates(&connection.certificates)
         .map_err(|m| SsoError::Internal(format!("stored certificate: {m}")))?;
     let r = Arc::new(Runtime {
+        tenant_id: ts.tenant_id().clone(),
         connection,
         certificates,
     });

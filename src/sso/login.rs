@@ -463,7 +463,9 @@ pub async fn logout(
                     &urls.entity_id,
                     slo,
                     &req.id,
-                    req.relay_state.as_deref(),
+                    // RelayState comes from the IdP's request; the redirect binding allows
+                    // at most 80 bytes (bindings §3.4.3), so a longer one is not echoed.
+                    req.relay_state.as_deref().filter(|r| r.len() <= 80),
                     now_micros() / 1_000_000,
                     keys.current()?,
                 )

@@ -86,6 +86,8 @@ pub fn sp_urls(public_url: &str, connection_id: &str) -> SpUrls {
 
 /// A connection ready for validation: its row and its certificates parsed once.
 pub struct Runtime {
+    /// The tenant the connection belongs to (a cached runtime is handed out only to it).
+    pub tenant_id: crate::model::TenantId,
     pub connection: SamlConnection,
     pub certificates: Vec<Certificate>,
 }

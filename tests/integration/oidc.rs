@@ -578,6 +578,23 @@ async fn authorization_errors_follow_rfc_6749_and_pkce_is_enforced(b: Backend) {
         json!([]),
         "neither default's nor global clients"
     );
+    // Another tenant's session cannot use this tenant's connection (cached or not).
+    let r = app
+        .client
+        .post(app.url(&format!("/saml/{}/logout", sso.id)))
+        .bearer_auth(&globex_admin.access)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        crate::admin_auth::get(&app, &globex_admin.access, "/api/v1/me")
+            .await
+            .status(),
+        200,
+        "and its session is untouched"
+    );
     app.stop().await;
 }
 
