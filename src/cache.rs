@@ -20,12 +20,14 @@ use moka::future::Cache;
 use prometheus::IntCounter;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One bounded cache with hit/miss counters and an invalidation epoch.
 pub struct Slot<K, V> {
     cache: Cache<K, V>,
+    /// Shared by every slot of one [`Caches`]: while false nothing is served or kept.
+    enabled: Arc<AtomicBool>,
     epoch: AtomicU64,
     gate: tokio::sync::RwLock<()>,
     hits: IntCounter,
@@ -37,8 +39,15 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(name: &str, max_entries: u64, ttl: Duration, metrics: &Metrics) -> Self {
+    fn new(
+        name: &str,
+        max_entries: u64,
+        ttl: Duration,
+        enabled: &Arc<AtomicBool>,
+        metrics: &Metrics,
+    ) -> Self {
         Self {
+            enabled: enabled.clone(),
             cache: Cache::builder()
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
@@ -56,9 +65,11 @@ where
         max_bytes: u64,
         ttl: Duration,
         weigh: fn(&V) -> u32,
+        enabled: &Arc<AtomicBool>,
         metrics: &Metrics,
     ) -> Self {
         Self {
+            enabled: enabled.clone(),
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(move |_k: &K, v: &V| weigh(v))
@@ -73,6 +84,10 @@ where
 
     /// The cached value, counting a hit or a miss.
     pub async fn get(&self, key: &K) -> Option<V> {
+        if !self.enabled.load(Ordering::SeqCst) {
+            self.misses.inc();
+            return None;
+        }
         let v = self.cache.get(key).await;
         if v.is_some() {
             self.hits.inc();
@@ -93,7 +108,7 @@ where
         K: Clone,
     {
         let _shared = self.gate.read().await;
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.epoch.load(Ordering::SeqCst) != epoch || !self.enabled.load(Ordering::SeqCst) {
             return;
         }
         self.cache.insert(key, value).await;
@@ -166,6 +181,8 @@ pub struct Caches {
     pub sessions: Slot<String, Arc<crate::store::Session>>,
     /// (tenant, user id) → (effective roles, permissions).
     pub permissions: Slot<(TenantId, String), Arc<Held>>,
+    /// Whether the caches may be used (see [`Caches::set_enabled`]).
+    enabled: Arc<AtomicBool>,
 }
 
 impl Caches {
@@ -183,17 +200,38 @@ impl Caches {
         self.permissions.invalidate_all().await;
     }
 
+    /// Whether this node may serve from and fill its caches.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    /// Turns the caches off (every lookup misses, nothing is kept, and what was kept is
+    /// dropped) or back on. A PostgreSQL node that is not sure to hear every other node's
+    /// invalidations — before it has joined the cluster, while its listening connection is
+    /// down — reads everything from the database instead (see `cluster`).
+    pub async fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::SeqCst);
+        if !on {
+            // After the store: a loader that checks `enabled` before this flush inserts only
+            // what the flush then removes; one that checks after it inserts nothing.
+            self.flush().await;
+        }
+    }
+
     pub fn new(cfg: CacheConfig, metrics: &Metrics) -> Self {
         let small = (cfg.max_entries / 10).max(100);
+        let enabled = Arc::new(AtomicBool::new(true));
+        let on = &enabled;
         Self {
-            tokens: Slot::new("tokens", small, cfg.ttl, metrics),
-            hosts: Slot::new("hosts", small, cfg.ttl, metrics),
-            tenants: Slot::new("tenants", small, cfg.ttl, metrics),
+            tokens: Slot::new("tokens", small, cfg.ttl, on, metrics),
+            hosts: Slot::new("hosts", small, cfg.ttl, on, metrics),
+            tenants: Slot::new("tenants", small, cfg.ttl, on, metrics),
             users: Slot::weighted(
                 "users",
                 cfg.budget_bytes / 5 * 3,
                 cfg.ttl,
                 |u: &Arc<User>| doc_weight(&u.attributes),
+                on,
                 metrics,
             ),
             groups: Slot::weighted(
@@ -201,19 +239,22 @@ impl Caches {
                 cfg.budget_bytes / 5,
                 cfg.ttl,
                 |g: &Arc<Group>| doc_weight(&g.attributes),
+                on,
                 metrics,
             ),
-            scim_schemas: Slot::new("scim_schemas", small, cfg.ttl, metrics),
+            scim_schemas: Slot::new("scim_schemas", small, cfg.ttl, on, metrics),
             memberships: Slot::weighted(
                 "memberships",
                 cfg.budget_bytes / 5,
                 cfg.ttl,
                 membership_weight,
+                on,
                 metrics,
             ),
-            operators: Slot::new("operators", small, cfg.ttl, metrics),
-            sessions: Slot::new("sessions", cfg.max_entries, cfg.ttl, metrics),
-            permissions: Slot::new("permissions", cfg.max_entries, cfg.ttl, metrics),
+            operators: Slot::new("operators", small, cfg.ttl, on, metrics),
+            sessions: Slot::new("sessions", cfg.max_entries, cfg.ttl, on, metrics),
+            permissions: Slot::new("permissions", cfg.max_entries, cfg.ttl, on, metrics),
+            enabled,
         }
     }
 }
@@ -224,7 +265,13 @@ mod tests {
 
     fn slot() -> Slot<String, u32> {
         let m = Metrics::new().unwrap();
-        Slot::new("t", 100, Duration::from_secs(60), &m)
+        Slot::new(
+            "t",
+            100,
+            Duration::from_secs(60),
+            &Arc::new(AtomicBool::new(true)),
+            &m,
+        )
     }
 
     #[tokio::test]
@@ -234,6 +281,34 @@ mod tests {
         s.invalidate(&"k".to_string()).await;
         s.insert_if_fresh("k".into(), 1, e).await;
         assert_eq!(s.get(&"k".to_string()).await, None);
+    }
+
+    #[tokio::test]
+    async fn disabled_caches_serve_and_keep_nothing() {
+        let m = Metrics::new().unwrap();
+        let c = Caches::new(
+            CacheConfig {
+                max_entries: 100,
+                ttl: Duration::from_secs(60),
+                budget_bytes: 1 << 20,
+            },
+            &m,
+        );
+        let k = "h".to_string();
+        let e = c.hosts.epoch();
+        c.hosts.insert_if_fresh(k.clone(), None, e).await;
+        assert_eq!(c.hosts.get(&k).await, Some(None));
+        c.set_enabled(false).await;
+        assert!(!c.enabled());
+        assert_eq!(c.hosts.get(&k).await, None, "off: nothing served");
+        let e = c.hosts.epoch();
+        c.hosts.insert_if_fresh(k.clone(), None, e).await;
+        c.set_enabled(true).await;
+        assert_eq!(
+            c.hosts.get(&k).await,
+            None,
+            "dropped when switched off, none kept while off"
+        );
     }
 
     #[tokio::test]

@@ -1,86 +1,184 @@
-//! Several nodes on one PostgreSQL: every committed write that touches a cached entry is
-//! announced with NOTIFY on `idhub_cache` in its own transaction (`store::write`), and every
-//! node LISTENs and drops what the others changed. A node whose listening connection drops
-//! cannot know what it missed, so after every (re)connection it flushes all its caches before
-//! it trusts them again: a dropped notification never leaves a stale entry behind, it only
-//! costs cache misses.
+//! Several nodes on one PostgreSQL. Every committed write that touches a cached entry is
+//! announced with NOTIFY on `idhub_cache` in its own transaction (`store::write`); every node
+//! LISTENs, drops what the others changed and acknowledges it, and a write is answered only
+//! when every live node has acknowledged (`store::peers`). So once a client has its answer,
+//! no node serves the old state: the staleness bound is zero for everything cached, which
+//! includes the security-relevant state (tokens, sessions, users' `active`, roles, tenants).
 //!
-//! Staleness bound: the time from a commit to its notification's arrival (milliseconds on one
-//! network), and at most the connection-loss detection time while the listener is down;
-//! the SSO caches also expire after `sso::CACHE_TTL` regardless.
+//! A node caches only while it is sure to hear every other node: its caches are off (every
+//! read goes to the database) until it has joined — announced itself with `hello` and been
+//! acknowledged by every node listed as listening in `pg_stat_activity` — and they are
+//! switched off and emptied the moment its listening connection fails, until it has joined
+//! again. A dropped notification connection therefore never leaves a stale entry behind; it
+//! only costs cache misses while it reconnects.
 
 use crate::app::AppState;
 use crate::store::dialect::Backend;
-use crate::store::write::{CHANNEL, Invalidate};
-use sqlx::postgres::PgListener;
+use crate::store::peers::{self, ACK_CHANNEL, APP_NAME_PREFIX, Message, NODE_CHANNEL};
+use crate::store::write::CHANNEL;
+use crate::store::write::Invalidate;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use std::str::FromStr;
 use std::time::Duration;
+use tokio::sync::watch;
+
+/// The listener task and a flag that turns true once this node has first joined.
+pub struct Node {
+    pub task: tokio::task::JoinHandle<()>,
+    pub joined: watch::Receiver<bool>,
+}
 
 /// Starts the listener of this node (PostgreSQL only; SQLite is single-node). It stops when
 /// the store closes.
-pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(state: AppState) -> Option<Node> {
     if state.store.backend() != Backend::Postgres {
         return None;
     }
-    Some(tokio::spawn(async move {
-        loop {
-            if state.store.is_closed() {
-                return;
+    let (joined_tx, joined) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        while !state.store.is_closed() {
+            if let Err(e) = listen(&state, &joined_tx).await {
+                tracing::warn!(error = %e, "cluster: cache listener failed; reconnecting");
             }
-            let url = state.config.database_url.expose().to_owned();
-            let mut listener = match PgListener::connect(&url).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cluster: cannot connect the cache listener; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "cluster: LISTEN failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            // Whatever was committed while this node was not listening is unknown: start clean.
-            flush(&state).await;
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) => apply(&state, n.payload()).await,
-                    Ok(None) => {
-                        // The connection dropped (it reconnects on the next call): anything
-                        // may have been missed meanwhile.
-                        tracing::warn!("cluster: cache listener reconnecting; flushing caches");
-                        flush(&state).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cluster: cache listener failed; reconnecting");
-                        flush(&state).await;
-                        break;
-                    }
-                }
-            }
+            lost(&state).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }))
+    });
+    Some(Node { task, joined })
 }
 
-async fn flush(state: &AppState) {
-    state.store.caches().flush().await;
-    state.sso.runtimes.invalidate_all();
-    state.sso.keys.invalidate_all();
-}
-
-async fn apply(state: &AppState, payload: &str) {
-    let Some((tenant, items)) = state.store.apply_remote_invalidation(payload).await else {
+/// Tells the other nodes that this one stops (they stop waiting for it at once).
+pub async fn leave(state: &AppState) {
+    if state.store.backend() != Backend::Postgres {
         return;
-    };
-    for i in items {
-        match i {
-            Invalidate::SamlConnection(id) => state.sso.runtimes.invalidate(&id).await,
-            Invalidate::SpKeys => state.sso.keys.invalidate(tenant.as_str()).await,
-            Invalidate::All => {
-                state.sso.runtimes.invalidate_all();
-                state.sso.keys.invalidate_all();
+    }
+    let payload = format!("bye:{}", state.store.node_id());
+    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NODE_CHANNEL)
+        .bind(payload)
+        .execute(state.store.pool())
+        .await
+    {
+        tracing::warn!(error = %e, "cluster: cannot announce this node's departure");
+    }
+}
+
+/// One listening connection, from connect to failure.
+async fn listen(state: &AppState, joined_tx: &watch::Sender<bool>) -> Result<(), sqlx::Error> {
+    let me = state.store.node_id().to_owned();
+    let opts = PgConnectOptions::from_str(state.config.database_url.expose())?
+        .application_name(&format!("{APP_NAME_PREFIX}{me}"));
+    // A pool of one, because the listener takes its connection from a pool.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.ignore_pool_close_event(true);
+    listener
+        .listen_all([CHANNEL, ACK_CHANNEL, NODE_CHANNEL])
+        .await?;
+    // Whatever was committed while this node was not listening is unknown: its caches stay
+    // off and empty until every listening node has acknowledged its hello.
+    let live = peers::live_nodes(state.store.pool()).await?;
+    let generation = state.store.peers().connected(&live);
+    let ticket = state.store.peers().register();
+    notify(
+        &mut listener,
+        NODE_CHANNEL,
+        &format!("hello:{me}:{}", ticket.nonce),
+    )
+    .await?;
+    let join = {
+        let state = state.clone();
+        let joined_tx = joined_tx.clone();
+        tokio::spawn(async move {
+            state.store.peers().wait(&ticket, state.store.pool()).await;
+            if state.store.peers().is_current(generation) {
+                state.store.caches().set_enabled(true).await;
+                // `lost` marks the generation stale before it disables the caches: had it run
+                // since the check above, this re-check sees it and undoes the enabling.
+                if !state.store.peers().is_current(generation) {
+                    state.store.caches().set_enabled(false).await;
+                    return;
+                }
+                let _ = joined_tx.send(true);
+                tracing::info!(
+                    peers = state.store.peers().peer_count(),
+                    "cluster: joined; caches on"
+                );
             }
-            _ => {}
+        })
+    };
+    let result = receive(state, &me, &mut listener).await;
+    join.abort();
+    result
+}
+
+async fn receive(state: &AppState, me: &str, listener: &mut PgListener) -> Result<(), sqlx::Error> {
+    loop {
+        // `None`: the connection dropped (anything may have been missed meanwhile).
+        let Some(n) = listener.try_recv().await? else {
+            return Err(sqlx::Error::Protocol("listening connection lost".into()));
+        };
+        match n.channel() {
+            CHANNEL => {
+                if let Some(remote) = state.store.apply_remote_invalidation(n.payload()).await {
+                    for i in &remote.items {
+                        match i {
+                            Invalidate::SamlConnection(id) => {
+                                state.sso.runtimes.invalidate(id).await
+                            }
+                            Invalidate::SpKeys => {
+                                state.sso.keys.invalidate(remote.tenant.as_str()).await
+                            }
+                            Invalidate::All => {
+                                state.sso.runtimes.invalidate_all();
+                                state.sso.keys.invalidate_all();
+                            }
+                            _ => {}
+                        }
+                    }
+                    let ack = peers::ack_payload(&remote.node, remote.nonce, me);
+                    notify(listener, ACK_CHANNEL, &ack).await?;
+                }
+            }
+            channel => match Message::parse(channel, n.payload()) {
+                Some(Message::Ack {
+                    origin,
+                    nonce,
+                    from,
+                }) if origin == me => state.store.peers().ack(nonce, from),
+                Some(Message::Hello { node, nonce }) if node != me => {
+                    state.store.peers().add(node);
+                    notify(listener, ACK_CHANNEL, &peers::ack_payload(node, nonce, me)).await?;
+                }
+                Some(Message::Bye { node }) if node != me => state.store.peers().remove(node),
+                _ => {}
+            },
         }
     }
+}
+
+async fn notify(
+    listener: &mut PgListener,
+    channel: &str,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut *listener)
+        .await
+        .map(|_| ())
+}
+
+/// The listening connection is gone: this node can no longer hear the others, so it stops
+/// serving from its caches at once.
+async fn lost(state: &AppState) {
+    state.store.peers().lost();
+    state.store.caches().set_enabled(false).await;
+    state.sso.runtimes.invalidate_all();
+    state.sso.keys.invalidate_all();
 }

@@ -329,6 +329,17 @@ impl Application {
         let webhooks = crate::webhooks::spawn(self.state.clone());
         let sso_jobs = crate::sso::jobs::spawn(self.state.clone());
         let cluster = crate::cluster::spawn(self.state.clone());
+        if let Some(node) = &cluster {
+            // Serve from caches only once joined; connections meanwhile wait in the backlog
+            // (a node that cannot join in time serves, uncached, from the database).
+            let mut joined = node.joined.clone();
+            if tokio::time::timeout(JOIN_WAIT, joined.wait_for(|j| *j))
+                .await
+                .is_err()
+            {
+                tracing::warn!("cluster: not joined yet; serving from the database meanwhile");
+            }
+        }
         let usage = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -342,14 +353,16 @@ impl Application {
                 }
             })
         };
+        let state = self.state.clone();
         let app = crate::http::app(self.state);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await;
+        crate::cluster::leave(&state).await;
         webhooks.abort();
         sso_jobs.abort();
         if let Some(c) = cluster {
-            c.abort();
+            c.task.abort();
         }
         usage.abort();
         if let Err(e) = store.flush_token_usage().await {
@@ -359,6 +372,9 @@ impl Application {
         result
     }
 }
+
+/// How long a PostgreSQL node waits to join the cluster before it serves.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often token use is summarised into the audit trail.
 const TOKEN_USAGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);

@@ -244,7 +244,8 @@ pub async fn runtime(
     ts: &TenantStore,
     id: &str,
 ) -> Result<Arc<Runtime>, SsoError> {
-    if let Some(r) = state.sso.runtimes.get(id).await {
+    let cache = state.store.caches().enabled();
+    if let Some(r) = state.sso.runtimes.get(id).await.filter(|_| cache) {
         // Keyed by connection id alone: the tenant check keeps the cache tenant-scoped.
         return if &r.tenant_id == ts.tenant_id() {
             Ok(r)
@@ -263,7 +264,9 @@ pub async fn runtime(
         connection,
         certificates,
     });
-    state.sso.runtimes.insert(id.to_owned(), r.clone()).await;
+    if cache && state.store.caches().enabled() {
+        state.sso.runtimes.insert(id.to_owned(), r.clone()).await;
+    }
     Ok(r)
 }
 

@@ -38,7 +38,8 @@ impl TenantKeys {
 /// The tenant's keys, creating the first pair when there is none.
 pub async fn tenant_keys(state: &AppState, ts: &TenantStore) -> Result<Arc<TenantKeys>, SsoError> {
     let key = ts.tenant_id().0.clone();
-    if let Some(k) = state.sso.keys.get(&key).await {
+    let cache = state.store.caches().enabled();
+    if let Some(k) = state.sso.keys.get(&key).await.filter(|_| cache) {
         return Ok(k);
     }
     let mut rows = ts.sp_keys().await?;
@@ -53,7 +54,9 @@ pub async fn tenant_keys(state: &AppState, ts: &TenantStore) -> Result<Arc<Tenan
         pairs.push(open(state, r)?);
     }
     let keys = Arc::new(TenantKeys { pairs, rows });
-    state.sso.keys.insert(key, keys.clone()).await;
+    if cache && state.store.caches().enabled() {
+        state.sso.keys.insert(key, keys.clone()).await;
+    }
     Ok(keys)
 }
 

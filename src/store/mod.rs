@@ -13,6 +13,7 @@ mod error;
 mod groups;
 mod mfa;
 pub mod oauth;
+pub mod peers;
 mod rows;
 pub mod saml;
 mod scim_data;
@@ -72,6 +73,8 @@ struct Inner {
     token_usage: std::sync::Mutex<std::collections::HashMap<String, tokens::TokenUsage>>,
     /// This process's identity in cache-invalidation notifications.
     node_id: String,
+    /// The other nodes on this database and the acknowledgements awaited from them.
+    peers: Arc<peers::Peers>,
 }
 
 impl Store {
@@ -102,16 +105,24 @@ impl Store {
             .connect(&url)
             .await
             .map_err(StoreError::Db)?;
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        let caches = Caches::new(opts.cache, metrics);
+        if backend == Backend::Postgres {
+            // Other nodes may write to this database: caches stay off until `cluster` has
+            // joined, i.e. until every write elsewhere waits for this node's acknowledgement.
+            caches.set_enabled(false).await;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 backend,
-                caches: Caches::new(opts.cache, metrics),
+                caches,
                 max_connections: opts.max_connections,
                 writer: Arc::new(tokio::sync::Mutex::new(())),
                 default_tenant: std::sync::OnceLock::new(),
                 token_usage: std::sync::Mutex::new(std::collections::HashMap::new()),
-                node_id: uuid::Uuid::new_v4().simple().to_string(),
+                peers: peers::Peers::new(&node_id),
+                node_id,
             }),
         })
     }
@@ -157,19 +168,21 @@ impl Store {
         &self.inner.node_id
     }
 
+    /// The other nodes on this database (PostgreSQL; see `peers`).
+    pub fn peers(&self) -> &Arc<peers::Peers> {
+        &self.inner.peers
+    }
+
     /// Applies invalidations another node committed (a NOTIFY payload); returns them so the
-    /// caller can drop what it caches itself (SSO), or `None` for this node's own payloads and
-    /// unreadable ones.
-    pub async fn apply_remote_invalidation(
-        &self,
-        payload: &str,
-    ) -> Option<(TenantId, Vec<write::Invalidate>)> {
-        let (node, tenant, items) = write::decode(payload)?;
-        if node == self.inner.node_id {
+    /// caller can drop what it caches itself (SSO) and acknowledge them, or `None` for this
+    /// node's own payloads and unreadable ones.
+    pub async fn apply_remote_invalidation(&self, payload: &str) -> Option<write::Remote> {
+        let remote = write::decode(payload)?;
+        if remote.node == self.inner.node_id {
             return None;
         }
-        write::invalidate_caches(self, &tenant, items.clone()).await;
-        Some((tenant, items))
+        write::invalidate_caches(self, &remote.tenant, remote.items.clone()).await;
+        Some(remote)
     }
 
     /// Records which tenant is the default one (once; later calls are ignored).

@@ -45,9 +45,11 @@ pub const CHANNEL: &str = "idhub_cache";
 /// NOTIFY payloads must stay under 8000 bytes; longer lists become "everything".
 const MAX_PAYLOAD: usize = 7900;
 
-/// `node|tenant|item;item;…` (items: `u:ID`, `g:ID`, `t:HASH`, `T`, `H`, `S`, `m:ID,ID`, `M`,
-/// `R`, `s:ID`, `*`, `c:ID`, `k`).
-pub(super) fn encode(node: &str, tenant: &TenantId, items: &[Invalidate]) -> String {
+/// `node:nonce|tenant|item;item;…` (items: `u:ID`, `g:ID`, `t:HASH`, `T`, `H`, `S`,
+/// `m:ID,ID`, `M`, `R`, `s:ID`, `*`, `c:ID`, `k`); the nonce is what the other nodes
+/// acknowledge (see `peers`).
+pub(super) fn encode(node: &str, nonce: u64, tenant: &TenantId, items: &[Invalidate]) -> String {
+    let node = format!("{node}:{nonce}");
     let parts: Vec<String> = items
         .iter()
         .map(|i| match i {
@@ -74,10 +76,21 @@ pub(super) fn encode(node: &str, tenant: &TenantId, items: &[Invalidate]) -> Str
     }
 }
 
-/// The sender node, tenant and invalidations of a payload; `None` when it is not one.
-pub fn decode(payload: &str) -> Option<(String, TenantId, Vec<Invalidate>)> {
+/// A decoded invalidation notification.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Remote {
+    pub node: String,
+    pub nonce: u64,
+    pub tenant: TenantId,
+    pub items: Vec<Invalidate>,
+}
+
+/// The sender node, nonce, tenant and invalidations of a payload; `None` when it is not one.
+pub fn decode(payload: &str) -> Option<Remote> {
     let mut it = payload.splitn(3, '|');
-    let (node, tenant, rest) = (it.next()?, it.next()?, it.next()?);
+    let (sender, tenant, rest) = (it.next()?, it.next()?, it.next()?);
+    let (node, nonce) = sender.split_once(':')?;
+    let nonce: u64 = nonce.parse().ok()?;
     let mut items = Vec::new();
     for part in rest.split(';').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once(':').unwrap_or((part, ""));
@@ -97,7 +110,12 @@ pub fn decode(payload: &str) -> Option<(String, TenantId, Vec<Invalidate>)> {
             _ => Invalidate::All,
         });
     }
-    Some((node.to_owned(), TenantId(tenant.to_owned()), items))
+    Some(Remote {
+        node: node.to_owned(),
+        nonce,
+        tenant: TenantId(tenant.to_owned()),
+        items,
+    })
 }
 
 struct Audit {
@@ -232,8 +250,16 @@ impl WriteTx {
         let pg = self.store.backend() == super::dialect::Backend::Postgres;
         // PostgreSQL: the other nodes learn of the invalidations through NOTIFY, which is
         // transactional — delivered exactly when (and only if) this transaction commits.
-        let notify = (pg && !self.invalidations.is_empty())
-            .then(|| encode(self.store.node_id(), &self.tenant_id, &self.invalidations));
+        // Registered before the commit, so no acknowledgement can arrive unseen.
+        let ticket = (pg && !self.invalidations.is_empty()).then(|| self.store.peers().register());
+        let notify = ticket.as_ref().map(|t| {
+            encode(
+                self.store.node_id(),
+                t.nonce,
+                &self.tenant_id,
+                &self.invalidations,
+            )
+        });
         if pg && self.changes.len() == 1 && self.audits.len() == 1 {
             // The common write (one change, one audit record) in one round trip: sequence,
             // change-log row and audit row through data-modifying CTEs (PostgreSQL only;
@@ -260,6 +286,10 @@ impl WriteTx {
         tx.commit().await?;
         drop(writer);
         invalidate_caches(&store, &tenant_id, invalidations).await;
+        if let Some(t) = ticket {
+            // The write is answered once no other node serves what it changed.
+            store.peers().wait(&t, store.pool()).await;
+        }
         Ok(())
     }
 
