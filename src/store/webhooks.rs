@@ -64,6 +64,8 @@ pub struct DueDelivery {
     pub payload: String,
     pub attempts: i64,
     pub created_at: Micros,
+    /// The end of this node's claim; settling the delivery requires that it still holds.
+    pub claimed_until: Micros,
 }
 
 /// What one attempt did.
@@ -446,6 +448,7 @@ impl Store {
         lease: Micros,
     ) -> StoreResult<Vec<DueDelivery>> {
         let now = now_micros();
+        let claimed_until = now.saturating_add(lease);
         let _turn = self.write_turn().await;
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -454,7 +457,7 @@ impl Store {
         let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
             "UPDATE webhook_deliveries SET claimed_until = $1 WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY next_attempt_at LIMIT $3{lock}) RETURNING id"
         )))
-        .bind(now.saturating_add(lease))
+        .bind(claimed_until)
         .bind(now)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
@@ -479,6 +482,7 @@ impl Store {
                     payload: r.try_get("payload")?,
                     attempts: r.try_get("attempts")?,
                     created_at: r.try_get("created_at")?,
+                    claimed_until,
                 });
             }
         }
@@ -515,7 +519,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, claimed_until = NULL, last_status_code = $3, last_error = $4, updated_at = $5 WHERE id = $6",
+            // Only while the claim is this node's: a node whose lease ran out (stalled, cut
+            // off) must not settle a delivery another node has claimed since; its attempt is
+            // still recorded above.
+            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, claimed_until = NULL, last_status_code = $3, last_error = $4, updated_at = $5 WHERE id = $6 AND claimed_until = $7",
         )
         .bind(status)
         .bind(next)
@@ -523,6 +530,7 @@ impl Store {
         .bind(o.error.clone())
         .bind(now)
         .bind(&d.id)
+        .bind(d.claimed_until)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

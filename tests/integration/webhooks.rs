@@ -22,6 +22,8 @@ struct Received {
     /// Answer 500 to this many requests first.
     fail_first: Arc<AtomicUsize>,
     hang: bool,
+    /// When each request arrived (Unix microseconds).
+    at: Arc<Mutex<Vec<i64>>>,
 }
 
 #[handler]
@@ -33,6 +35,7 @@ async fn hook(
     if r.hang {
         std::future::pending::<()>().await;
     }
+    r.at.lock().unwrap().push(idhub::model::now_micros());
     r.calls.lock().unwrap().push((req.headers().clone(), body));
     if r.fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -300,4 +303,100 @@ async fn a_hanging_receiver_does_not_slow_provisioning(b: Backend) {
         assert_eq!(r.status, 201);
     }
     app.stop().await;
+}
+
+/// Two nodes on one PostgreSQL: every delivery is sent by exactly one node, and a delivery
+/// claimed by a node that then died (its claim never settled) is sent by another node once
+/// the claim's lease has run out, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_sent_once_across_nodes_and_a_dead_nodes_claim_expires() {
+    let Some(b) = crate::harness::postgres() else {
+        return;
+    };
+    let a = TestApp::spawn_with(&b, &FAST).await;
+    let node_b = a.second_node(&FAST).await;
+    let admin = admin_tokens(&a).await;
+    let rx = Received::default();
+    let url = receiver(rx.clone()).await;
+    let r = a
+        .client
+        .post(a.url("/api/v1/webhooks"))
+        .bearer_auth(&admin.access)
+        .json(&json!({ "url": url, "event_types": ["user.created"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let token = a.scim_token("default").await;
+    for (i, node) in [&a, &node_b].into_iter().cycle().take(20).enumerate() {
+        let scim = crate::harness::Scim {
+            app: node,
+            token: token.clone(),
+        };
+        scim.create_user(&format!("hooked{i}"), json!({})).await;
+    }
+    let pg = sqlx::PgPool::connect(&a.db_url).await.unwrap();
+    let succeeded = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'",
+        )
+        .fetch_one(&pg)
+        .await
+        .unwrap()
+    };
+    eventually(
+        "20 deliveries succeeded",
+        Duration::from_secs(20),
+        || async { (succeeded().await == 20).then_some(()) },
+    )
+    .await;
+    let ids = |rx: &Received| {
+        rx.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h["idhub-event-id"].to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let sent = ids(&rx);
+    let distinct: std::collections::HashSet<_> = sent.iter().collect();
+    assert_eq!(sent.len(), 20, "each delivery sent once: {sent:?}");
+    assert_eq!(distinct.len(), 20);
+
+    // A node claims a delivery and dies before settling it: pending, claimed for 2 s.
+    let lease_end = idhub::model::now_micros() + 2_000_000;
+    let (delivery, event): (String, String) =
+        sqlx::query_as("SELECT id, event_id FROM webhook_deliveries LIMIT 1")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = 0, claimed_until = $1 WHERE id = $2",
+    )
+    .bind(lease_end)
+    .bind(&delivery)
+    .execute(&pg)
+    .await
+    .unwrap();
+    eventually(
+        "the orphaned delivery is sent again",
+        Duration::from_secs(15),
+        || async { (rx.calls.lock().unwrap().len() == 21).then_some(()) },
+    )
+    .await;
+    eventually("and settled", Duration::from_secs(5), || async {
+        (succeeded().await == 20).then_some(())
+    })
+    .await;
+    let at = rx.at.lock().unwrap()[20];
+    assert!(
+        at >= lease_end,
+        "sent {} µs before the lease ended",
+        lease_end - at
+    );
+    assert_eq!(ids(&rx)[20], event);
+    assert_eq!(rx.calls.lock().unwrap().len(), 21, "sent by one node only");
+    node_b.stop().await;
+    a.stop().await;
 }
