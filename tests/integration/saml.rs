@@ -1196,8 +1196,18 @@ async fn certificate_expiry_is_announced_once_per_threshold(b: Backend) {
     assert_eq!(r.status(), 201);
     let c: Value = r.json().await.unwrap();
     assert!(c["certificates"][0]["expires_in_days"].as_i64().unwrap() <= 5);
-    idhub::sso::jobs::run_once(&app.state).await;
-    idhub::sso::jobs::run_once(&app.state).await;
+    // Every node runs the jobs: on PostgreSQL two nodes run them at the same moment.
+    let second = match b {
+        Backend::Postgres(_) => Some(app.second_node(&[]).await),
+        Backend::Sqlite => None,
+    };
+    let other = second.as_ref().map_or(&app.state, |n| &n.state);
+    for _ in 0..2 {
+        tokio::join!(
+            idhub::sso::jobs::run_once(&app.state),
+            idhub::sso::jobs::run_once(other)
+        );
+    }
     let events: Value = eventually("certificate event", Duration::from_secs(10), || async {
         let e: Value = get(
             &app,
@@ -1220,5 +1230,8 @@ async fn certificate_expiry_is_announced_once_per_threshold(b: Backend) {
             .unwrap()
             .starts_with(c["id"].as_str().unwrap())
     );
+    if let Some(n) = second {
+        n.stop().await;
+    }
     app.stop().await;
 }
