@@ -137,6 +137,11 @@ async fn receive(state: &AppState, me: &str, listener: &mut PgListener) -> Resul
                                 state.sso.runtimes.invalidate_all();
                                 state.sso.keys.invalidate_all();
                             }
+                            Invalidate::SigningKeys => {
+                                if let Err(e) = state.keys.reload().await {
+                                    tracing::warn!(error = %e, "cluster: cannot reload the signing keys");
+                                }
+                            }
                             _ => {}
                         }
                     }

@@ -249,6 +249,10 @@ impl KeyRing {
             }
         }
         self.reload().await?;
+        // The other nodes sign with the new keys from now on, too.
+        self.store
+            .announce(&[crate::store::write::Invalidate::SigningKeys])
+            .await?;
         Ok(kid)
     }
 

@@ -168,6 +168,30 @@ impl Store {
         &self.inner.node_id
     }
 
+    /// Tells the other nodes (PostgreSQL) to drop what `items` names and waits until they
+    /// have, like a write's own invalidations; for state that is not written through a
+    /// tenant's [`write::WriteTx`] (the global signing keys).
+    pub async fn announce(&self, items: &[write::Invalidate]) -> StoreResult<()> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        let ticket = self.peers().register();
+        let tenant = self
+            .inner
+            .default_tenant
+            .get()
+            .cloned()
+            .unwrap_or_else(|| TenantId(String::new()));
+        let payload = write::encode(self.node_id(), ticket.nonce, &tenant, items);
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(write::CHANNEL)
+            .bind(payload)
+            .execute(self.pool())
+            .await?;
+        self.peers().wait(&ticket, self.pool()).await;
+        Ok(())
+    }
+
     /// The other nodes on this database (PostgreSQL; see `peers`).
     pub fn peers(&self) -> &Arc<peers::Peers> {
         &self.inner.peers

@@ -38,6 +38,8 @@ pub enum Invalidate {
     SamlConnection(String),
     /// The tenant's SP keys — cached by the SSO layer.
     SpKeys,
+    /// The JWT signing keys (global) — held by every node's key ring.
+    SigningKeys,
 }
 
 /// The PostgreSQL channel on which committed invalidations reach the other nodes.
@@ -46,7 +48,7 @@ pub const CHANNEL: &str = "idhub_cache";
 const MAX_PAYLOAD: usize = 7900;
 
 /// `node:nonce|tenant|item;item;…` (items: `u:ID`, `g:ID`, `t:HASH`, `T`, `H`, `S`,
-/// `m:ID,ID`, `M`, `R`, `s:ID`, `*`, `c:ID`, `k`); the nonce is what the other nodes
+/// `m:ID,ID`, `M`, `R`, `s:ID`, `*`, `c:ID`, `k`, `J`); the nonce is what the other nodes
 /// acknowledge (see `peers`).
 pub(super) fn encode(node: &str, nonce: u64, tenant: &TenantId, items: &[Invalidate]) -> String {
     let node = format!("{node}:{nonce}");
@@ -66,6 +68,7 @@ pub(super) fn encode(node: &str, nonce: u64, tenant: &TenantId, items: &[Invalid
             Invalidate::All => "*".into(),
             Invalidate::SamlConnection(id) => format!("c:{id}"),
             Invalidate::SpKeys => "k".into(),
+            Invalidate::SigningKeys => "J".into(),
         })
         .collect();
     let payload = format!("{node}|{}|{}", tenant.as_str(), parts.join(";"));
@@ -107,6 +110,7 @@ pub fn decode(payload: &str) -> Option<Remote> {
             "s" => Invalidate::Session(v.to_owned()),
             "c" => Invalidate::SamlConnection(v.to_owned()),
             "k" => Invalidate::SpKeys,
+            "J" => Invalidate::SigningKeys,
             _ => Invalidate::All,
         });
     }
@@ -489,7 +493,7 @@ pub(super) async fn invalidate_caches(
                 Invalidate::All => caches.flush().await,
                 // Cached by the SSO layer, which drops its own entries (and, for other nodes,
                 // `cluster` does).
-                Invalidate::SamlConnection(_) | Invalidate::SpKeys => {}
+                Invalidate::SamlConnection(_) | Invalidate::SpKeys | Invalidate::SigningKeys => {}
             }
         }
     }
@@ -531,4 +535,40 @@ pub(super) async fn insert_audit(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_round_trip() {
+        let items = vec![
+            Invalidate::User("u1".into()),
+            Invalidate::Memberships(vec!["a".into(), "b".into()]),
+            Invalidate::Token("ff".into()),
+            Invalidate::SigningKeys,
+            Invalidate::All,
+        ];
+        let t = TenantId("t1".into());
+        let r = decode(&encode("n1", 42, &t, &items)).unwrap();
+        assert_eq!(
+            r,
+            Remote {
+                node: "n1".into(),
+                nonce: 42,
+                tenant: t.clone(),
+                items
+            }
+        );
+        // Oversized lists degrade to "everything", never to a lost invalidation.
+        let many = vec![Invalidate::User("x".repeat(100)); 100];
+        let r = decode(&encode("n1", 1, &t, &many)).unwrap();
+        assert_eq!(r.items, vec![Invalidate::All]);
+        assert!(decode("garbage").is_none());
+        assert!(
+            decode("n1|t1|u:1").is_none(),
+            "a payload without a nonce is not ours"
+        );
+    }
 }

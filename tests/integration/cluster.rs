@@ -185,6 +185,30 @@ async fn two_nodes_share_state_and_invalidate_each_others_caches() {
         "B refuses the deactivated user on the next request"
     );
 
+    // Signing keys rotated through A: B signs with the new key from the next sign-in on.
+    let r = a
+        .client
+        .post(a.url("/api/v1/signing-keys/rotate"))
+        .bearer_auth(&op.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let kid = r.json::<Value>().await.unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = admin_tokens(&node_b).await;
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            fresh.access.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], kid.as_str(), "B signs with A's new key");
+
     node_b.stop().await;
     a.stop().await;
 }
