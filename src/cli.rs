@@ -452,6 +452,8 @@ async fn open(config: &Config) -> Result<Store, CmdError> {
     if let Some(t) = store.tenant_by_slug(&config.default_tenant).await? {
         store.set_default_tenant(t.id);
     }
+    // Revocations and other writes from the CLI take effect on every node before it returns.
+    crate::cluster::observe(&store, config.database_url.expose()).await;
     Ok(store)
 }
 

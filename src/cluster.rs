@@ -63,6 +63,55 @@ pub async fn leave(state: &AppState) {
     }
 }
 
+/// For a process that writes but does not serve (the CLI): listens for acknowledgements only,
+/// so that its writes, too, are answered once every node has dropped what they changed. It
+/// does not announce itself, so no node waits for it. Returns once listening (PostgreSQL;
+/// `None` on SQLite or when the connection fails, in which case writes do not wait).
+pub async fn observe(
+    store: &crate::store::Store,
+    url: &str,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if store.backend() != Backend::Postgres {
+        return None;
+    }
+    let start = async {
+        let opts = PgConnectOptions::from_str(url)?.application_name("idhub-cli");
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.ignore_pool_close_event(true);
+        listener.listen(ACK_CHANNEL).await?;
+        let live = peers::live_nodes(store.pool()).await?;
+        Ok::<_, sqlx::Error>((pool, listener, live))
+    };
+    let (pool, mut listener, live) = match start.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: cannot listen for acknowledgements; writes will not wait for the nodes");
+            return None;
+        }
+    };
+    store.peers().connected(&live);
+    let (store, me) = (store.clone(), store.node_id().to_owned());
+    Some(tokio::spawn(async move {
+        let _pool = pool;
+        while let Ok(Some(n)) = listener.try_recv().await {
+            if let Some(Message::Ack {
+                origin,
+                nonce,
+                from,
+            }) = Message::parse(n.channel(), n.payload())
+                && origin == me
+            {
+                store.peers().ack(nonce, from);
+            }
+        }
+        store.peers().lost();
+    }))
+}
+
 /// One listening connection, from connect to failure.
 async fn listen(state: &AppState, joined_tx: &watch::Sender<bool>) -> Result<(), sqlx::Error> {
     let me = state.store.node_id().to_owned();
@@ -124,6 +173,9 @@ async fn receive(state: &AppState, me: &str, listener: &mut PgListener) -> Resul
         };
         match n.channel() {
             CHANNEL => {
+                if !state.config.cluster_apply_delay.is_zero() {
+                    tokio::time::sleep(state.config.cluster_apply_delay).await;
+                }
                 if let Some(remote) = state.store.apply_remote_invalidation(n.payload()).await {
                     for i in &remote.items {
                         match i {

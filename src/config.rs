@@ -86,6 +86,8 @@ pub struct Config {
     pub saml_metadata_refresh: Duration,
     /// How long an AuthnRequest waits for its response.
     pub saml_request_ttl: Duration,
+    /// Fault injection: how long this node sits on other nodes' invalidations.
+    pub cluster_apply_delay: Duration,
     /// Requests per minute per client IP address to the SAML and OAuth endpoints.
     pub sso_rate_per_ip: u32,
 }
@@ -281,6 +283,12 @@ const KEYS: &[KeyDef] = &[
         default: "600",
         secret: false,
         help: "how long an SP-initiated SAML login may take",
+    },
+    KeyDef {
+        key: "cluster_apply_delay_ms",
+        default: "0",
+        secret: false,
+        help: "fault injection (tests): delay before this node applies and acknowledges other nodes' cache invalidations",
     },
     KeyDef {
         key: "sso_rate_per_ip",
@@ -572,6 +580,9 @@ impl Layers {
                 self.positive("saml_metadata_refresh_secs")?,
             ),
             saml_request_ttl: Duration::from_secs(self.positive("saml_request_ttl_secs")?),
+            cluster_apply_delay: Duration::from_millis(
+                self.parse("cluster_apply_delay_ms", "a whole number of milliseconds")?,
+            ),
             sso_rate_per_ip: u32::try_from(self.positive("sso_rate_per_ip")?)
                 .map_err(|_| self.invalid("sso_rate_per_ip", "too large"))?,
         })

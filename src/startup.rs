@@ -231,6 +231,7 @@ fn spawn_key_reload(keys: &Arc<KeyRing>) {
 pub async fn offline_state(config: Config) -> Result<AppState, StartupError> {
     let metrics = Metrics::new()?;
     let store = open_store(&config, &metrics).await?;
+    crate::cluster::observe(&store, config.database_url.expose()).await;
     let tenant = ensure_default_tenant(&store, &config).await?;
     let keys = KeyRing::load(
         store.clone(),

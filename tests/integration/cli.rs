@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_idhub");
 
-fn idhub(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn idhub(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .args(args)

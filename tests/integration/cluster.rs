@@ -10,6 +10,9 @@ use crate::harness::{Scim, TestApp, eventually, postgres};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// How long the nodes of the staleness tests sit on each other's invalidations.
+const SLOW_APPLY: &str = "150";
+
 fn patch_op(op: &str, path: &str, value: Value) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -20,7 +23,12 @@ fn patch_op(op: &str, path: &str, value: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_state_and_invalidate_each_others_caches() {
     let Some(b) = postgres() else { return };
-    let public = [("IDHUB_PUBLIC_URL", "https://idhub.example")];
+    // Both nodes sit on each other's invalidations for a while: only a write that waits for
+    // the other node's acknowledgement can pass the "next request" checks below.
+    let public = [
+        ("IDHUB_PUBLIC_URL", "https://idhub.example"),
+        ("IDHUB_CLUSTER_APPLY_DELAY_MS", SLOW_APPLY),
+    ];
     let a = TestApp::spawn_with(&b, &public).await;
     let node_b = a.second_node(&public).await;
     let token = a.scim_token("default").await;
@@ -302,5 +310,55 @@ async fn a_node_that_loses_its_listener_stops_caching_and_rejoins() {
         || async { (a.store.peers().peer_count() == 0).then_some(()) },
     )
     .await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_from_the_cli_is_refused_by_a_running_node_at_once() {
+    let Some(b) = postgres() else { return };
+    let slow = [("IDHUB_CLUSTER_APPLY_DELAY_MS", SLOW_APPLY)];
+    let a = TestApp::spawn_with(&b, &slow).await;
+    let node_b = a.second_node(&slow).await;
+    let token = a.scim_token("default").await;
+    for node in [&a, &node_b] {
+        let scim = Scim {
+            app: node,
+            token: token.clone(),
+        };
+        assert_eq!(scim.get("/Users").await.status, 200, "cached as valid");
+    }
+    let t: Value = a
+        .admin(a.client.get(a.url("/api/v1/tenants/default/scim-tokens")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = t["data"][0]["id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = a.db_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::cli::idhub(
+            dir.path(),
+            &[("IDHUB_DATABASE_URL", db_url.as_str())],
+            &["scim-token", "revoke", "--tenant", "default", &id],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for node in [&a, &node_b] {
+        let scim = Scim {
+            app: node,
+            token: token.clone(),
+        };
+        assert_eq!(
+            scim.get("/Users").await.status,
+            401,
+            "refused on the next request after the CLI returned"
+        );
+    }
+    node_b.stop().await;
     a.stop().await;
 }
