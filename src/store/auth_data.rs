@@ -1,7 +1,7 @@
 //! Authentication state: JWT signing keys (instance-wide), sessions and their rotating refresh
 //! tokens, failed-login counters, custom roles and role assignments.
 
-use super::write::{Invalidate, WriteTx, insert_audit};
+use super::write::{self, Invalidate, WriteTx, insert_audit};
 use super::{Store, StoreError, StoreResult, TenantStore, hash_token, new_id};
 use crate::auth::rbac::{self, PermSet, Permission};
 use crate::model::{Actor, Micros, TenantId, now_micros};
@@ -286,8 +286,15 @@ impl Store {
                 now,
             )
             .await?;
+            let tid = TenantId(tenant_id.clone());
+            let items = [Invalidate::Session(session_id.clone())];
+            let ticket = write::announce_in(self, &mut tx, &tid, &items).await?;
             tx.commit().await?;
             self.caches().sessions.invalidate(&session_id).await;
+            if let Some(t) = ticket {
+                // Revoked on every node before the presenter hears of it.
+                self.peers().wait(&t, self.pool()).await;
+            }
             return Ok(Refreshed::Reused { session_id });
         }
         let secret = refresh_secret();
@@ -310,8 +317,14 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let session = session_row(&row)?;
+        let tid = TenantId(tenant_id.clone());
+        let items = [Invalidate::Session(session_id.clone())];
+        let ticket = write::announce_in(self, &mut tx, &tid, &items).await?;
         tx.commit().await?;
         self.caches().sessions.invalidate(&session_id).await;
+        if let Some(t) = ticket {
+            self.peers().wait(&t, self.pool()).await;
+        }
         Ok(Refreshed::Rotated { session, secret })
     }
 }

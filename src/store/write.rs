@@ -448,6 +448,27 @@ impl WriteTx {
     }
 }
 
+/// For a transaction that is not a [`WriteTx`]: announces `items` to the other nodes inside
+/// `tx` (PostgreSQL). After the commit, drop them locally and pass the ticket to
+/// [`Peers::wait`](super::peers::Peers::wait), exactly as [`WriteTx::commit`] does.
+pub(super) async fn announce_in(
+    store: &Store,
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &TenantId,
+    items: &[Invalidate],
+) -> StoreResult<Option<super::peers::Ticket>> {
+    if store.backend() != super::dialect::Backend::Postgres {
+        return Ok(None);
+    }
+    let ticket = store.peers().register();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(encode(store.node_id(), ticket.nonce, tenant_id, items))
+        .execute(conn)
+        .await?;
+    Ok(Some(ticket))
+}
+
 /// Drops every cache entry a committed write touched (also what another node's committed
 /// write announced, see `cluster`).
 pub(super) async fn invalidate_caches(

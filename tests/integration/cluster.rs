@@ -193,6 +193,29 @@ async fn two_nodes_share_state_and_invalidate_each_others_caches() {
         "B refuses the deactivated user on the next request"
     );
 
+    // A refresh token presented twice through A revokes its session on B as well.
+    let s = admin_tokens(&node_b).await;
+    assert_eq!(get(&node_b, &s.access, "/api/v1/me").await.status(), 200);
+    let refresh = |t: String| {
+        let a = &a;
+        async move {
+            a.client
+                .post(a.url("/api/v1/auth/refresh"))
+                .json(&json!({ "refresh_token": t }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(refresh(s.refresh.clone()).await, 200);
+    assert_eq!(refresh(s.refresh.clone()).await, 401, "reuse");
+    assert_eq!(
+        get(&node_b, &s.access, "/api/v1/me").await.status(),
+        401,
+        "B refuses the session revoked by refresh-token reuse on the next request"
+    );
+
     // Signing keys rotated through A: B signs with the new key from the next sign-in on.
     let r = a
         .client
