@@ -39,7 +39,7 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(
+    pub(crate) fn new(
         name: &str,
         max_entries: u64,
         ttl: Duration,
@@ -83,7 +83,11 @@ where
     }
 
     /// The cached value, counting a hit or a miss.
-    pub async fn get(&self, key: &K) -> Option<V> {
+    pub async fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if !self.enabled.load(Ordering::SeqCst) {
             self.misses.inc();
             return None;
@@ -114,7 +118,11 @@ where
         self.cache.insert(key, value).await;
     }
 
-    pub async fn invalidate(&self, key: &K) {
+    pub async fn invalidate<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let _exclusive = self.gate.write().await;
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(key).await;
@@ -198,6 +206,12 @@ impl Caches {
         self.scim_schemas.invalidate_all().await;
         self.sessions.invalidate_all().await;
         self.permissions.invalidate_all().await;
+    }
+
+    /// The switch shared by these caches' slots, for caches kept elsewhere (SSO) that must
+    /// follow it.
+    pub(crate) fn switch(&self) -> &Arc<AtomicBool> {
+        &self.enabled
     }
 
     /// Whether this node may serve from and fill its caches.

@@ -186,8 +186,8 @@ async fn receive(state: &AppState, me: &str, listener: &mut PgListener) -> Resul
                                 state.sso.keys.invalidate(remote.tenant.as_str()).await
                             }
                             Invalidate::All => {
-                                state.sso.runtimes.invalidate_all();
-                                state.sso.keys.invalidate_all();
+                                state.sso.runtimes.invalidate_all().await;
+                                state.sso.keys.invalidate_all().await;
                             }
                             Invalidate::SigningKeys => {
                                 if let Err(e) = state.keys.reload().await {
@@ -236,6 +236,6 @@ async fn notify(
 async fn lost(state: &AppState) {
     state.store.peers().lost();
     state.store.caches().set_enabled(false).await;
-    state.sso.runtimes.invalidate_all();
-    state.sso.keys.invalidate_all();
+    state.sso.runtimes.invalidate_all().await;
+    state.sso.keys.invalidate_all().await;
 }

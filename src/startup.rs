@@ -241,6 +241,7 @@ pub async fn offline_state(config: Config) -> Result<AppState, StartupError> {
     .await
     .map_err(|e| StartupError::Bootstrap(format!("signing keys: {e}")))?;
     let sealer = Arc::new(load_sealer(&config)?);
+    let sso = Arc::new(crate::sso::SsoCaches::new(store.caches(), &metrics));
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -250,7 +251,7 @@ pub async fn offline_state(config: Config) -> Result<AppState, StartupError> {
         keys,
         limiter: Arc::new(RateLimiter::new()),
         sealer,
-        sso: Arc::new(crate::sso::SsoCaches::default()),
+        sso,
     })
 }
 
@@ -295,6 +296,7 @@ impl Application {
         .map_err(|e| StartupError::Bootstrap(format!("signing keys: {e}")))?;
         spawn_key_reload(&keys);
         let sealer = Arc::new(load_sealer(&config)?);
+        let sso = Arc::new(crate::sso::SsoCaches::new(store.caches(), &metrics));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -304,7 +306,7 @@ impl Application {
             keys,
             limiter: Arc::new(RateLimiter::new()),
             sealer,
-            sso: Arc::new(crate::sso::SsoCaches::default()),
+            sso,
         };
         Ok(Self {
             state,

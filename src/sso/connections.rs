@@ -244,8 +244,7 @@ pub async fn runtime(
     ts: &TenantStore,
     id: &str,
 ) -> Result<Arc<Runtime>, SsoError> {
-    let cache = state.store.caches().enabled();
-    if let Some(r) = state.sso.runtimes.get(id).await.filter(|_| cache) {
+    if let Some(r) = state.sso.runtimes.get(id).await {
         // Keyed by connection id alone: the tenant check keeps the cache tenant-scoped.
         return if &r.tenant_id == ts.tenant_id() {
             Ok(r)
@@ -253,6 +252,7 @@ pub async fn runtime(
             Err(SsoError::NotFound("connection"))
         };
     }
+    let epoch = state.sso.runtimes.epoch();
     let connection = ts
         .saml_connection(id)
         .await?
@@ -264,9 +264,11 @@ pub async fn runtime(
         connection,
         certificates,
     });
-    if cache && state.store.caches().enabled() {
-        state.sso.runtimes.insert(id.to_owned(), r.clone()).await;
-    }
+    state
+        .sso
+        .runtimes
+        .insert_if_fresh(id.to_owned(), r.clone(), epoch)
+        .await;
     Ok(r)
 }
 

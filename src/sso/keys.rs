@@ -38,10 +38,10 @@ impl TenantKeys {
 /// The tenant's keys, creating the first pair when there is none.
 pub async fn tenant_keys(state: &AppState, ts: &TenantStore) -> Result<Arc<TenantKeys>, SsoError> {
     let key = ts.tenant_id().0.clone();
-    let cache = state.store.caches().enabled();
-    if let Some(k) = state.sso.keys.get(&key).await.filter(|_| cache) {
+    if let Some(k) = state.sso.keys.get(&key).await {
         return Ok(k);
     }
+    let epoch = state.sso.keys.epoch();
     let mut rows = ts.sp_keys().await?;
     if rows.is_empty() {
         let row = generate(state, ts).await?;
@@ -54,9 +54,11 @@ pub async fn tenant_keys(state: &AppState, ts: &TenantStore) -> Result<Arc<Tenan
         pairs.push(open(state, r)?);
     }
     let keys = Arc::new(TenantKeys { pairs, rows });
-    if cache && state.store.caches().enabled() {
-        state.sso.keys.insert(key, keys.clone()).await;
-    }
+    state
+        .sso
+        .keys
+        .insert_if_fresh(key, keys.clone(), epoch)
+        .await;
     Ok(keys)
 }
 

@@ -11,6 +11,8 @@ pub mod jobs;
 pub mod keys;
 pub mod login;
 
+use crate::cache::{Caches, Slot};
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::saml::SamlConnection;
 use saml::Certificate;
@@ -92,27 +94,28 @@ pub struct Runtime {
     pub certificates: Vec<Certificate>,
 }
 
-/// Per-node caches of the SSO layer. Entries are dropped on every change this node makes and
-/// live at most [`CACHE_TTL`] otherwise (the bound on what another node's change takes to
-/// show here).
+/// Per-node caches of the SSO layer, with the store caches' guarantees (`cache::Slot`: no
+/// stale insert after an invalidation; off while the store's caches are off). Entries are
+/// dropped on every change this node makes and, through `cluster`, before another node's
+/// change is answered; they also live at most [`CACHE_TTL`].
 pub struct SsoCaches {
-    pub runtimes: moka::future::Cache<String, Arc<Runtime>>,
-    pub keys: moka::future::Cache<String, Arc<keys::TenantKeys>>,
+    pub runtimes: Slot<String, Arc<Runtime>>,
+    pub keys: Slot<String, Arc<keys::TenantKeys>>,
 }
 
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
 
-impl Default for SsoCaches {
-    fn default() -> Self {
+impl SsoCaches {
+    pub fn new(caches: &Caches, metrics: &Metrics) -> Self {
         Self {
-            runtimes: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-            keys: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
+            runtimes: Slot::new(
+                "saml_connections",
+                10_000,
+                CACHE_TTL,
+                caches.switch(),
+                metrics,
+            ),
+            keys: Slot::new("sp_keys", 10_000, CACHE_TTL, caches.switch(), metrics),
         }
     }
 }
