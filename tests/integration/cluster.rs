@@ -385,3 +385,40 @@ async fn a_token_revoked_from_the_cli_is_refused_by_a_running_node_at_once() {
     node_b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_connection_deactivated_on_one_node_is_refused_by_the_other_at_once() {
+    let Some(b) = postgres() else { return };
+    let env = [
+        ("IDHUB_PUBLIC_URL", "https://idhub.example"),
+        ("IDHUB_CLUSTER_APPLY_DELAY_MS", SLOW_APPLY),
+    ];
+    let a = TestApp::spawn_with(&b, &env).await;
+    let node_b = a.second_node(&env).await;
+    let sso = crate::saml::Sso::new(&a, json!({ "allow_idp_initiated": true })).await;
+    let post_to_b = |b64: String| {
+        let (node_b, id) = (&node_b, sso.id.clone());
+        async move {
+            let r = node_b
+                .client
+                .post(node_b.url(&format!("/saml/{id}/acs")))
+                .header("accept", "application/json")
+                .form(&[("SAMLResponse", b64)])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // B signs the user in (and caches the connection).
+    let (status, body) = post_to_b(sso.idp.response_b64(&sso.spec("ada@example.com"))).await;
+    assert_eq!(status, 200, "{body}");
+    // Deactivated through A: B refuses the next assertion.
+    sso.patch(json!({ "active": false })).await;
+    let (status, body) = post_to_b(sso.idp.response_b64(&sso.spec("ada@example.com"))).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "connection_inactive");
+    node_b.stop().await;
+    a.stop().await;
+}
