@@ -229,6 +229,7 @@ impl TenantStore {
         if if_version.is_some_and(|v| v != version) {
             return Err(StoreError::VersionMismatch);
         }
+        lock_parent_groups(&mut w, id).await?;
         if soft {
             sqlx::query("UPDATE groups SET deleted_at = $3, version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND id = $2")
                 .bind(w.tid())
@@ -560,13 +561,37 @@ async fn bump_group(w: &mut WriteTx, group_id: &str) -> StoreResult<Group> {
     rows::group(&row)
 }
 
-/// Bumps the version of every group that lost `member_id` through its deletion.
+/// Locks the groups `member_id` belongs to, in id order (PostgreSQL; SQLite has one writer).
+/// Deleting a member touches its membership rows and then its groups, while a group PATCH
+/// locks its group first and then membership rows: without this, a user deletion and a PATCH
+/// of one of its groups (or two deletions of users sharing groups, locking them in different
+/// orders) wait for each other until PostgreSQL breaks the deadlock with an error. Taken
+/// first, in one order, the group locks make every such pair queue instead.
+pub(super) async fn lock_parent_groups(w: &mut WriteTx, member_id: &str) -> StoreResult<()> {
+    if w.backend() != super::dialect::Backend::Postgres {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT id FROM groups WHERE tenant_id = $1 AND id IN (SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2) ORDER BY id FOR UPDATE",
+    )
+    .bind(w.tid())
+    .bind(member_id)
+    .fetch_all(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
+/// Bumps the version of every group that lost `member_id` through its deletion (in id order,
+/// the order [`lock_parent_groups`] locked them in).
 pub(super) async fn bump_groups(
     w: &mut WriteTx,
     group_ids: &[String],
     member_id: &str,
 ) -> StoreResult<()> {
-    for gid in group_ids {
+    let mut group_ids = group_ids.to_vec();
+    group_ids.sort_unstable();
+    group_ids.dedup();
+    for gid in &group_ids {
         let g = bump_group(w, gid).await?;
         w.changed("Group", gid, "update", g.version, "group.members.remove");
         membership_changes(w, gid, g.version, &[], &[member_id.to_owned()]);

@@ -304,6 +304,7 @@ impl TenantStore {
         soft: bool,
     ) -> StoreResult<()> {
         let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        super::groups::lock_parent_groups(&mut w, id).await?;
         let sql = if soft {
             "UPDATE users SET deleted_at = $4, active = 0, version = version + 1, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR version = $3) RETURNING version - 1"
         } else {

@@ -178,6 +178,10 @@ impl WriteTx {
         })
     }
 
+    pub(super) fn backend(&self) -> super::dialect::Backend {
+        self.store.backend()
+    }
+
     pub(super) fn tid(&self) -> String {
         self.tenant_id.0.clone()
     }

@@ -26,6 +26,7 @@ backend_tests!(
     nested_group_cycles_are_handled,
     user_groups_filter_agrees_with_groups_attribute,
     soft_deleted_groups_disappear_everywhere,
+    concurrent_deletes_and_member_patches_never_deadlock,
 );
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -1442,5 +1443,85 @@ async fn soft_deleted_groups_disappear_everywhere(b: Backend) {
     // Its name is free again.
     let again = scim.create_group("Soft Child", &[&u]).await;
     assert_ne!(again, child);
+    app.stop().await;
+}
+
+/// Deleting users who share groups while those groups are PATCHed: every request succeeds
+/// (no deadlock surfacing as a 500), and the groups end with exactly the surviving members.
+async fn concurrent_deletes_and_member_patches_never_deadlock(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let scim = app.scim().await;
+    let mut doomed = Vec::new();
+    for i in 0..24 {
+        doomed.push(scim.create_user(&format!("doomed{i:02}"), json!({})).await);
+    }
+    let mut keepers = Vec::new();
+    for i in 0..12 {
+        keepers.push(scim.create_user(&format!("keeper{i:02}"), json!({})).await);
+    }
+    // Half the doomed users join G1 before G2, the other half G2 before G1, so their
+    // membership rows come back in opposite orders when they are deleted.
+    let (g1, g2) = (
+        scim.create_group("First", &[]).await,
+        scim.create_group("Second", &[]).await,
+    );
+    let add = |ids: &[String]| {
+        let v: Vec<Value> = ids.iter().map(|id| json!({ "value": id })).collect();
+        patch(json!([{ "op": "add", "path": "members", "value": v }]))
+    };
+    let (first, second) = doomed.split_at(12);
+    for (g, ids) in [(&g1, first), (&g2, &doomed[..]), (&g1, second)] {
+        let r = scim.patch(&format!("/Groups/{g}"), &add(ids)).await;
+        assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    }
+
+    let mut requests: Vec<(reqwest::Method, String, Option<Value>)> = Vec::new();
+    for id in &doomed {
+        requests.push((reqwest::Method::DELETE, format!("/Users/{id}"), None));
+    }
+    for (i, k) in keepers.iter().enumerate() {
+        let g = if i % 2 == 0 { &g1 } else { &g2 };
+        requests.push((
+            reqwest::Method::PATCH,
+            format!("/Groups/{g}"),
+            Some(add(std::slice::from_ref(k))),
+        ));
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(method, path, body)| {
+            let (client, url, token) = (app.client.clone(), scim.url(&path), scim.token.clone());
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut rb = client.request(method, url).bearer_auth(token);
+                if let Some(b) = body {
+                    rb = rb
+                        .header("Content-Type", "application/scim+json")
+                        .body(b.to_string());
+                }
+                let r = rb.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    for r in futures_util::future::join_all(tasks).await {
+        let (status, text) = r.unwrap();
+        assert!(
+            status == 204 || status == 200,
+            "a concurrent request failed: {status} {text}"
+        );
+    }
+    let want = |parity: usize| -> BTreeSet<String> {
+        keepers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, k)| k.clone())
+            .collect()
+    };
+    assert_eq!(member_ids(&scim, &g1).await, want(0));
+    assert_eq!(member_ids(&scim, &g2).await, want(1));
     app.stop().await;
 }
