@@ -262,21 +262,6 @@ pub fn proc_cpu(pid: &str) -> Option<(String, u64)> {
     Some((comm, ticks))
 }
 
-/// CPU ticks used so far by every live process whose command is `name` (e.g. all PostgreSQL
-/// server processes). Processes that exit meanwhile take their ticks with them.
-pub fn cpu_ticks_named(name: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|p| proc_cpu(&p))
-        .filter(|(comm, _)| comm == name)
-        .map(|(_, t)| t)
-        .sum()
-}
-
 /// `(busy, total)` ticks of the whole machine from `/proc/stat`.
 pub fn machine_ticks() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -323,4 +308,28 @@ pub async fn drop_pg_database(server_url: &str, name: &str) {
             .await;
         let _ = c.close().await;
     }
+}
+
+/// CPU ticks of the PostgreSQL server processes that work for database `db`: its backends and
+/// autovacuum workers (their title names the database) plus the shared background processes
+/// (WAL writer, checkpointer, …); backends of other databases are left out, so a test suite
+/// running on the same server does not count.
+pub fn postgres_ticks_for(db: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|p| {
+            let (comm, ticks) = proc_cpu(&p)?;
+            if comm != "postgres" {
+                return None;
+            }
+            let title = std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let other_client = title.contains('(') || title.contains("[local]");
+            let autovacuum_elsewhere = title.contains("autovacuum worker");
+            (title.contains(db) || !(other_client || autovacuum_elsewhere)).then_some(ticks)
+        })
+        .sum()
 }
