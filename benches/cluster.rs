@@ -13,7 +13,8 @@
 //! - `scaling`: the same mix without faults, one node then two nodes, closed loop, with the CPU
 //!   seconds of idhub, PostgreSQL and the load generator over each window.
 //! - `tenants`: one node, 100 tenants, an open-loop Entra-shaped workload of 25 requests/s per
-//!   tenant; latency from the scheduled send time, CPU of the idhub process in cores.
+//!   tenant (at most 256 in flight); latency from the scheduled send time, CPU of the idhub
+//!   process in cores.
 //!
 //! Without `--bench` (the debug `cargo test --all-targets` run executes bench mains) it prints
 //! how to run it and exits at once.
@@ -283,6 +284,8 @@ struct Tally {
     stale: Vec<(String, f64)>,
     /// Why attempts failed: "connect", "timeout", "body", "HTTP 500"…
     fail_reasons: BTreeMap<String, u64>,
+    /// Operations that ran out of retries: what, and the cause of each attempt.
+    gave_up: Vec<String>,
 }
 
 impl Tally {
@@ -294,6 +297,7 @@ impl Tally {
         self.final_fail += o.final_fail;
         self.anomalies.extend(o.anomalies);
         self.stale.extend(o.stale);
+        self.gave_up.extend(o.gave_up);
         for (k, v) in o.fail_reasons {
             *self.fail_reasons.entry(k).or_default() += v;
         }
@@ -317,6 +321,7 @@ impl Scim {
         t.ops += 1;
         let n = self.bases.len();
         let mut k = 0usize;
+        let mut causes: Vec<String> = Vec::new();
         loop {
             let node = (node0 + k) % n;
             let url = format!("{}/scim/v2{path}", self.bases[node]);
@@ -361,7 +366,8 @@ impl Scim {
             let answer = match answer {
                 Ok(a) => Some(a),
                 Err(why) => {
-                    *t.fail_reasons.entry(why).or_default() += 1;
+                    *t.fail_reasons.entry(why.clone()).or_default() += 1;
+                    causes.push(format!("{:.1}s {why}", self.t0.elapsed().as_secs_f64()));
                     None
                 }
             };
@@ -379,6 +385,18 @@ impl Scim {
             }
             if started.elapsed() > RETRY_BUDGET {
                 t.final_fail += 1;
+                let m = match method {
+                    Method::Get => "GET",
+                    Method::Post => "POST",
+                    Method::Patch => "PATCH",
+                    Method::Delete => "DELETE",
+                };
+                causes.dedup();
+                t.gave_up.push(format!(
+                    "{m} {path}: {} attempts: {}",
+                    k + 1,
+                    causes.join("; ")
+                ));
                 return (None, true);
             }
             let jitter = rand::thread_rng().gen_range(0..20);
@@ -1096,6 +1114,9 @@ async fn fault(server_url: &str) -> bool {
             println!("  - {f}");
         }
         print_diffs(&diffs);
+        for g in tally.gave_up.iter().take(10) {
+            println!("    gave up: {}", g.chars().take(600).collect::<String>());
+        }
         for a in tally.anomalies.iter().take(20) {
             println!("    {a}");
         }
@@ -1605,11 +1626,19 @@ async fn tenants(server_url: &str) -> bool {
             .unwrap_or(0),
         cpu.others()
     );
-    let cpu_ok = cores_used <= 0.5;
+    let achieved = completed_in_window as f64 / TENANT_SECS;
+    let us_per_req = cores_used * 1e6 / achieved.max(1.0);
+    println!(
+        "idhub CPU per request: {us_per_req:.0} µs (PostgreSQL {:.0} µs); at the full {rate:.0} req/s that is {:.2} idhub cores",
+        cpu.postgres / cpu.secs * 1e6 / achieved.max(1.0),
+        us_per_req * rate / 1e6
+    );
+    let cpu_ok = cores_used <= 0.5 && us_per_req * rate / 1e6 <= 0.5;
     let p99_ok = p99 < 100.0;
     println!(
-        "targets: idhub CPU <= 0.5 core: {} ({cores_used:.2}); p99 < 100 ms: {} ({p99:.2} ms)",
+        "targets: idhub CPU <= 0.5 core at 2,500 req/s: {} ({cores_used:.2} measured, {:.2} per the CPU per request); p99 < 100 ms: {} ({p99:.2} ms)",
         if cpu_ok { "met" } else { "MISSED" },
+        us_per_req * rate / 1e6,
         if p99_ok { "met" } else { "MISSED" }
     );
     cpu_ok && p99_ok && errors == 0
