@@ -182,3 +182,154 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// Starts the release binary listening on `port` (without issuing a token) and returns once
+/// its banner says it listens; `None` if it exited first. Used where a node must come back on
+/// the same port after a kill.
+pub fn spawn_node(
+    db_url: &str,
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[(&str, &str)],
+) -> Option<Child> {
+    let bin = env!("CARGO_BIN_EXE_idhub");
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("IDHUB_DATABASE_URL", db_url)
+        .env("IDHUB_ADMIN_PASSWORD", "bench-admin-password")
+        .env("IDHUB_LOG_LEVEL", "warn")
+        .env("IDHUB_DATABASE_MAX_CONNECTIONS", POOL.to_string())
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let mut lines = BufReader::new(stdout).lines();
+    if !lines
+        .next()
+        .is_some_and(|l| l.is_ok_and(|l| l.contains("listening")))
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    std::thread::spawn(move || lines.by_ref().for_each(drop));
+    Some(child)
+}
+
+/// Issues a SCIM token for `tenant` with the CLI (`idhub scim-token create`).
+pub fn cli_scim_token(db_url: &str, dir: &std::path::Path, tenant: &str) -> Option<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_idhub"))
+        .current_dir(dir)
+        .args([
+            "scim-token",
+            "create",
+            "--tenant",
+            tenant,
+            "--name",
+            "bench",
+        ])
+        .env("IDHUB_DATABASE_URL", db_url)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("idh_scim_"))
+        .map(|l| l.trim().to_owned())
+}
+
+/// Clock ticks per second of the `/proc` CPU counters (USER_HZ).
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// `(comm, utime + stime)` of a process from `/proc/<pid>/stat`, in clock ticks.
+pub fn proc_cpu(pid: &str) -> Option<(String, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let comm = s.get(open + 1..close)?.to_owned();
+    // Fields after the command: state is field 3, utime 14, stime 15 (1-based).
+    let rest: Vec<&str> = s.get(close + 2..)?.split_whitespace().collect();
+    let ticks = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some((comm, ticks))
+}
+
+/// `(busy, total)` ticks of the whole machine from `/proc/stat`.
+pub fn machine_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle + iowait
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle.min(total), total)
+}
+
+/// Creates a fresh database `idhub_bench_<random>` on the server at `server_url` and returns
+/// its URL and name.
+pub async fn create_pg_database(server_url: &str) -> Result<(String, String), String> {
+    use sqlx::{Connection, Executor};
+    let name = format!("idhub_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::PgConnection::connect(server_url)
+        .await
+        .map_err(|e| format!("connect {server_url}: {e}"))?;
+    c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .map_err(|e| format!("create database: {e}"))?;
+    let _ = c.close().await;
+    let (left, _) = server_url
+        .rsplit_once('/')
+        .ok_or_else(|| "the PostgreSQL URL needs a database".to_owned())?;
+    Ok((format!("{left}/{name}"), name))
+}
+
+/// Drops a database made by [`create_pg_database`], disconnecting whoever is left on it.
+pub async fn drop_pg_database(server_url: &str, name: &str) {
+    use sqlx::{Connection, Executor};
+    if let Ok(mut c) = sqlx::PgConnection::connect(server_url).await {
+        let _ = c
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await;
+        let _ = c.close().await;
+    }
+}
+
+/// CPU ticks of the PostgreSQL server processes that work for database `db`: its backends and
+/// autovacuum workers (their title names the database) plus the shared background processes
+/// (WAL writer, checkpointer, …); backends of other databases are left out, so a test suite
+/// running on the same server does not count.
+pub fn postgres_ticks_for(db: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|p| {
+            let (comm, ticks) = proc_cpu(&p)?;
+            if comm != "postgres" {
+                return None;
+            }
+            let title = std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let other_client = title.contains('(') || title.contains("[local]");
+            let autovacuum_elsewhere = title.contains("autovacuum worker");
+            (title.contains(db) || !(other_client || autovacuum_elsewhere)).then_some(ticks)
+        })
+        .sum()
+}
