@@ -172,7 +172,7 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidQuery(detail) => {
                 Self::BadRequest(body("invalid_query", detail, None))
             }
-            StoreError::Db(ref inner) if is_unavailable(inner) => {
+            ref t if t.is_transient() => {
                 tracing::error!(error = %e, "database unavailable");
                 Self::Unavailable(body(
                     "database_unavailable",
@@ -183,13 +183,6 @@ impl From<StoreError> for ApiError {
             other => Self::internal(&other),
         }
     }
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
 }
 
 /// The `WWW-Authenticate` challenge of the REST API (RFC 6750 §3, RFC 7617).

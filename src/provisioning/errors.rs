@@ -19,12 +19,7 @@ pub fn from_store(e: StoreError, what: &str) -> ScimError {
             format!("no user or group with id {id:?} exists in this tenant"),
         ),
         StoreError::InvalidQuery(detail) => ScimError::bad_request(ScimType::InvalidFilter, detail),
-        StoreError::Db(ref inner)
-            if matches!(
-                inner,
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            ) =>
-        {
+        ref t if t.is_transient() => {
             tracing::error!(error = %e, "database unavailable");
             ScimError::status(503, "the service is temporarily unavailable")
         }

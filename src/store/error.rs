@@ -31,6 +31,26 @@ pub enum StoreError {
     Db(#[source] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the failure is the database's momentary state rather than the request's: no
+    /// connection to be had, the connection dropped or was terminated (SQLSTATE class 08,
+    /// 57P01-57P03), or the transaction lost a deadlock or serialization conflict (40P01,
+    /// 40001). Answered 503: the same request may succeed when retried.
+    pub fn is_transient(&self) -> bool {
+        let Self::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "40P01" | "40001")
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match super::dialect::conflict_constraint(&e) {

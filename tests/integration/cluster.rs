@@ -422,3 +422,22 @@ async fn a_saml_connection_deactivated_on_one_node_is_refused_by_the_other_at_on
     node_b.stop().await;
     a.stop().await;
 }
+
+/// A connection PostgreSQL terminates under a request (an operator, a failover) is a
+/// transient failure, answered 503 so that clients retry; a broken statement is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connections_are_transient_failures() {
+    let Some(b) = postgres() else { return };
+    let db = crate::harness::TestDb::new(&b).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let err = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        idhub::store::StoreError::Db(err).is_transient(),
+        "terminated by the server"
+    );
+    let err = sqlx::query("SELEC 1").execute(&pool).await.unwrap_err();
+    assert!(!idhub::store::StoreError::Db(err).is_transient());
+}
