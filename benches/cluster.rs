@@ -969,6 +969,7 @@ async fn fault(server_url: &str) -> bool {
         healthy.push(ok);
     }
     let diffs = verify(&cl.db_url, "fault-", &ledger, &groups).await;
+    // PostgreSQL publishes backends' statistics (the deadlock count) up to a second late.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let deadlocks = cl.deadlocks().await;
 
@@ -1189,6 +1190,7 @@ async fn scaling(server_url: &str) -> bool {
         .await;
         let (tally, l) = join_workers(h).await;
         let after = CpuSnap::take(&pids, &cl.db_name);
+        // PostgreSQL publishes backends' statistics (the deadlock count) up to a second late.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let deadlocks = cl.deadlocks().await - deadlocks_before;
         ledger.merge(l);

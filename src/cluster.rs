@@ -41,6 +41,8 @@ pub fn spawn(state: AppState) -> Option<Node> {
                 tracing::warn!(error = %e, "cluster: cache listener failed; reconnecting");
             }
             lost(&state).await;
+            // Reconnect backoff of this background task (never on a request path); the node
+            // serves from the database meanwhile.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
@@ -173,6 +175,7 @@ async fn receive(state: &AppState, me: &str, listener: &mut PgListener) -> Resul
         };
         match n.channel() {
             CHANNEL => {
+                // Fault injection for tests (default 0): a slow peer, on this listener only.
                 if !state.config.cluster_apply_delay.is_zero() {
                     tokio::time::sleep(state.config.cluster_apply_delay).await;
                 }

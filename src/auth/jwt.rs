@@ -249,10 +249,16 @@ impl KeyRing {
             }
         }
         self.reload().await?;
-        // The other nodes sign with the new keys from now on, too.
-        self.store
+        // The other nodes sign with the new keys from now on, too. The rotation has committed
+        // either way: should the announcement fail, they still find the new keys on their
+        // periodic reload (and on the first token naming one), so it is logged, not an error.
+        if let Err(e) = self
+            .store
             .announce(&[crate::store::write::Invalidate::SigningKeys])
-            .await?;
+            .await
+        {
+            tracing::warn!(error = %e, "cannot announce the key rotation to the other nodes");
+        }
         Ok(kid)
     }
 

@@ -286,15 +286,8 @@ impl Store {
                 now,
             )
             .await?;
-            let tid = TenantId(tenant_id.clone());
-            let items = [Invalidate::Session(session_id.clone())];
-            let ticket = write::announce_in(self, &mut tx, &tid, &items).await?;
-            tx.commit().await?;
-            self.caches().sessions.invalidate(&session_id).await;
-            if let Some(t) = ticket {
-                // Revoked on every node before the presenter hears of it.
-                self.peers().wait(&t, self.pool()).await;
-            }
+            self.commit_session_change(tx, &tenant_id, &session_id)
+                .await?;
             return Ok(Refreshed::Reused { session_id });
         }
         let secret = refresh_secret();
@@ -317,15 +310,29 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let session = session_row(&row)?;
-        let tid = TenantId(tenant_id.clone());
-        let items = [Invalidate::Session(session_id.clone())];
+        self.commit_session_change(tx, &tenant_id, &session_id)
+            .await?;
+        Ok(Refreshed::Rotated { session, secret })
+    }
+
+    /// Commits a transaction that changed (or revoked) a session outside a `WriteTx`: the
+    /// change is announced to the other nodes inside it, and answered once every node has
+    /// dropped its cached copy of the session.
+    async fn commit_session_change(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        tenant_id: &str,
+        session_id: &str,
+    ) -> StoreResult<()> {
+        let tid = TenantId(tenant_id.to_owned());
+        let items = [Invalidate::Session(session_id.to_owned())];
         let ticket = write::announce_in(self, &mut tx, &tid, &items).await?;
         tx.commit().await?;
-        self.caches().sessions.invalidate(&session_id).await;
+        self.caches().sessions.invalidate(session_id).await;
         if let Some(t) = ticket {
             self.peers().wait(&t, self.pool()).await;
         }
-        Ok(Refreshed::Rotated { session, secret })
+        Ok(())
     }
 }
 

@@ -175,20 +175,18 @@ impl Store {
         if self.backend() != Backend::Postgres {
             return Ok(());
         }
-        let ticket = self.peers().register();
         let tenant = self
             .inner
             .default_tenant
             .get()
             .cloned()
             .unwrap_or_else(|| TenantId(String::new()));
-        let payload = write::encode(self.node_id(), ticket.nonce, &tenant, items);
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(write::CHANNEL)
-            .bind(payload)
-            .execute(self.pool())
-            .await?;
-        self.peers().wait(&ticket, self.pool()).await;
+        let mut conn = self.pool().acquire().await?;
+        let ticket = write::announce_in(self, &mut conn, &tenant, items).await?;
+        drop(conn);
+        if let Some(t) = ticket {
+            self.peers().wait(&t, self.pool()).await;
+        }
         Ok(())
     }
 
