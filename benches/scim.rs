@@ -64,6 +64,9 @@ impl Raw {
                 Raw::Sqlite(
                     sqlx::sqlite::SqlitePoolOptions::new()
                         .max_connections(POOL)
+                        // No ping per acquire (sqlx's default), as in the server: each
+                        // primitive is exactly one statement.
+                        .test_before_acquire(false)
                         .connect_with(opts)
                         .await
                         .expect("raw sqlite"),
@@ -72,6 +75,7 @@ impl Raw {
             Backend::Postgres => Raw::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(POOL)
+                    .test_before_acquire(false)
                     .connect(url)
                     .await
                     .expect("raw pg"),

@@ -153,7 +153,9 @@ pub async fn create(ctx: &ScimCtx, input: &Value, proj: &Projection) -> Result<R
         .create_user(&ctx.actor, new)
         .await
         .map_err(|e| from_store(e, "User"))?;
-    let body = render(ctx, &user, proj).await?;
+    // A user created a moment ago under a new id belongs to no group: no membership lookup.
+    let full = representation(ctx, &user, false).await?;
+    let body = proj.apply(&ctx.users, &full);
     Ok(reply(ctx, 201, &user, body))
 }
 

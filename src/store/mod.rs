@@ -45,6 +45,9 @@ use sqlx::{AnyPool, Executor};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a pooled connection may sit idle before it is pinged when next handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// How to open the store.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -94,6 +97,20 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)
+            // sqlx pings every connection it hands out by default: a second round trip per
+            // statement. A connection busy a moment ago is alive; only one that sat idle
+            // for a while (a restarted server, a dropped NAT entry) is checked first. A
+            // connection that died in between fails its statement, which is answered as a
+            // transient error (503, `StoreError::is_transient`).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     for stmt in backend.connection_setup() {

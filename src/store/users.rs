@@ -1,7 +1,7 @@
 //! Users of a tenant.
 
 use super::rows::{self, USER_COLS};
-use super::write::{Invalidate, WriteTx};
+use super::write::{self, Invalidate, WriteTx};
 use super::{StoreError, StoreResult, TenantStore, dialect, new_id};
 use crate::model::{Actor, NewUser, PageRequest, Paged, User};
 use sqlx::AssertSqlSafe;
@@ -111,15 +111,13 @@ impl TenantStore {
     /// `Conflict { constraint: "users_user_name_key" }`.
     #[tracing::instrument(skip(self, actor, new), fields(tenant = %self.tenant_id))]
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> StoreResult<User> {
-        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
         let id = new_id();
         let sql = format!(
             "INSERT INTO users (id, tenant_id, user_name, user_name_norm, external_id, display_name, email, active, attributes, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10) ON CONFLICT (tenant_id, user_name_norm) DO NOTHING RETURNING {USER_COLS}"
         );
-        let w_now = w.now;
-        let insert = || {
-            sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(id.clone())
+        let binder = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+                      now: i64| {
+            q.bind(id.clone())
                 .bind(self.tid())
                 .bind(new.user_name.clone())
                 .bind(normalise(&new.user_name))
@@ -128,8 +126,35 @@ impl TenantStore {
                 .bind(new.email.as_deref().map(str::to_lowercase))
                 .bind(i64::from(new.active))
                 .bind(attributes_text(&new.attributes))
-                .bind(w_now)
+                .bind(now)
         };
+        if self.store.backend() == dialect::Backend::Postgres && new.password_hash.is_none() {
+            // The common case in one round trip; a taken userName falls through to the
+            // transaction below, which tells a soft-deleted holder (gives way) from a live one.
+            let now = crate::model::now_micros();
+            let row = write::write_row_pg(
+                &self.store,
+                &self.tenant_id,
+                actor,
+                now,
+                &sql,
+                10,
+                |q| binder(q, now),
+                write::RowChange {
+                    resource_type: "User",
+                    operation: "create",
+                    action: "user.create",
+                },
+                vec![Invalidate::User(id.clone())],
+            )
+            .await?;
+            if let Some(row) = row {
+                return rows::user(&row);
+            }
+        }
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let w_now = w.now;
+        let insert = || binder(sqlx::query(AssertSqlSafe(sql.clone())), w_now);
         let mut row = insert().fetch_optional(&mut *w.tx).await?;
         if row.is_none() {
             // The userName is taken. A soft-deleted user gives way to the new one; a live one
@@ -252,22 +277,50 @@ impl TenantStore {
         new: NewUser,
         if_version: Option<i64>,
     ) -> StoreResult<User> {
-        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
         let sql = format!(
             "UPDATE users SET user_name = $3, user_name_norm = $4, external_id = $5, display_name = $6, email = $7, active = $8, attributes = $9, version = version + 1, updated_at = $10 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND ($11 IS NULL OR version = $11) RETURNING {USER_COLS}"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(w.tid())
-            .bind(id)
-            .bind(&new.user_name)
-            .bind(normalise(&new.user_name))
-            .bind(&new.external_id)
-            .bind(&new.display_name)
-            .bind(new.email.as_deref().map(str::to_lowercase))
-            .bind(i64::from(new.active))
-            .bind(attributes_text(&new.attributes))
-            .bind(w.now)
-            .bind(if_version)
+        let binder = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+                      tid: String,
+                      now: i64| {
+            q.bind(tid)
+                .bind(id.to_owned())
+                .bind(new.user_name.clone())
+                .bind(normalise(&new.user_name))
+                .bind(new.external_id.clone())
+                .bind(new.display_name.clone())
+                .bind(new.email.as_deref().map(str::to_lowercase))
+                .bind(i64::from(new.active))
+                .bind(attributes_text(&new.attributes))
+                .bind(now)
+                .bind(if_version)
+        };
+        if self.store.backend() == dialect::Backend::Postgres && new.password_hash.is_none() {
+            // One round trip (see `write_row_pg`). No row: missing, stale or a taken
+            // userName — the transaction below finds out which.
+            let now = crate::model::now_micros();
+            let row = write::write_row_pg(
+                &self.store,
+                &self.tenant_id,
+                actor,
+                now,
+                &sql,
+                11,
+                |q| binder(q, self.tid(), now),
+                write::RowChange {
+                    resource_type: "User",
+                    operation: "update",
+                    action: "user.update",
+                },
+                vec![Invalidate::User(id.to_owned())],
+            )
+            .await?;
+            if let Some(row) = row {
+                return rows::user(&row);
+            }
+        }
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let row = binder(sqlx::query(AssertSqlSafe(sql)), w.tid(), w.now)
             .fetch_optional(&mut *w.tx)
             .await?;
         let Some(row) = row else {

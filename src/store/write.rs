@@ -130,6 +130,26 @@ struct Audit {
     details: serde_json::Value,
 }
 
+impl Audit {
+    /// Binds this record's own columns: id, action, target type, target id, details, outcome.
+    fn bind_row<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        let details = if self.details.is_null() {
+            "{}".to_owned()
+        } else {
+            self.details.to_string()
+        };
+        q.bind(new_id())
+            .bind(self.action)
+            .bind(self.target_type)
+            .bind(self.target_id.clone())
+            .bind(details)
+            .bind(self.outcome)
+    }
+}
+
 struct ChangeEntry {
     resource_type: &'static str,
     resource_id: String,
@@ -350,7 +370,88 @@ impl WriteTx {
         }
     }
 
+    /// SQLite: the sequence bump, change-log rows and audit rows as one multi-statement
+    /// script — one hop to the connection's thread instead of three (statements run
+    /// in-process; the hops between threads are what a write pays for). Numbers as in
+    /// [`WriteTx::commit_general`]: the tenant's counter, bumped under the write lock.
+    async fn commit_script_sqlite(&mut self, tid: &str) -> StoreResult<()> {
+        use std::fmt::Write as _;
+        let n = self.changes.len();
+        let mut sql = String::new();
+        let mut next = 8; // $1 tenant, $2 now, $3..$7 the actor
+        if n > 0 {
+            let _ = write!(
+                sql,
+                "UPDATE tenants SET change_seq = change_seq + {n} WHERE id = $1; INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES "
+            );
+            for k in 0..n {
+                let back = n - 1 - k;
+                let _ = write!(
+                    sql,
+                    "{}($1, (SELECT change_seq FROM tenants WHERE id = $1) - {back}, $2, ${}, ${}, ${}, ${})",
+                    if k == 0 { "" } else { ", " },
+                    next,
+                    next + 1,
+                    next + 2,
+                    next + 3
+                );
+                next += 4;
+            }
+            sql.push_str("; ");
+        }
+        if !self.audits.is_empty() {
+            sql.push_str("INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) VALUES ");
+            for k in 0..self.audits.len() {
+                let _ = write!(
+                    sql,
+                    "{}(${}, $1, $2, $3, $4, ${}, ${}, ${}, ${}, $5, $6, $7, ${})",
+                    if k == 0 { "" } else { ", " },
+                    next,
+                    next + 1,
+                    next + 2,
+                    next + 3,
+                    next + 5,
+                    next + 4
+                );
+                next += 6;
+            }
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tid.to_owned())
+            .bind(self.now)
+            .bind(self.actor.actor_type.clone())
+            .bind(self.actor.actor_id.clone())
+            .bind(self.actor.ip.clone())
+            .bind(self.actor.user_agent.clone())
+            .bind(self.actor.request_id.clone());
+        for c in &self.changes {
+            q = q
+                .bind(c.resource_type)
+                .bind(c.resource_id.clone())
+                .bind(c.operation)
+                .bind(c.version);
+        }
+        for a in &self.audits {
+            q = a.bind_row(q);
+        }
+        let done = q.execute(&mut *self.tx).await?;
+        // The counter row, every change-log row and every audit row: fewer means the tenant
+        // is gone (its counter row did not match).
+        let expected = u64::from(n > 0) + (n + self.audits.len()) as u64;
+        if done.rows_affected() < expected {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn commit_general(&mut self, tid: &str) -> StoreResult<()> {
+        if self.store.backend() == super::dialect::Backend::Sqlite
+            && self.changes.len() <= ROWS_PER_INSERT
+            && self.audits.len() <= ROWS_PER_INSERT
+            && !(self.changes.is_empty() && self.audits.is_empty())
+        {
+            return self.commit_script_sqlite(tid).await;
+        }
         let tid = tid.to_owned();
         if !self.changes.is_empty() {
             let n = i64::try_from(self.changes.len()).unwrap_or(i64::MAX);
@@ -433,23 +534,90 @@ impl WriteTx {
             .bind(self.actor.user_agent.clone())
             .bind(self.actor.request_id.clone());
             for a in chunk {
-                let details = if a.details.is_null() {
-                    "{}".to_owned()
-                } else {
-                    a.details.to_string()
-                };
-                q = q
-                    .bind(new_id())
-                    .bind(a.action)
-                    .bind(a.target_type)
-                    .bind(a.target_id.clone())
-                    .bind(details)
-                    .bind(a.outcome);
+                q = a.bind_row(q);
             }
             q.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
+}
+
+/// What a single-statement write records for the row it returns: one change-log entry and
+/// its audit record.
+pub(super) struct RowChange {
+    pub resource_type: &'static str,
+    pub operation: &'static str,
+    pub action: &'static str,
+}
+
+/// PostgreSQL: a write of one row as ONE autocommit statement — one round trip instead of
+/// `BEGIN`, the statement, the change-log/audit statement and `COMMIT`.
+///
+/// `main` is one data-modifying statement whose binds are `$1..=$main_binds` (bound by
+/// `bind`) and which returns the changed row, with its `id` and `version`. It becomes the
+/// first CTE of a statement that also appends the change-log entry and audit record and
+/// sends the cross-node NOTIFY, each *from the returned row*: a statement is atomic and all
+/// its CTEs commit together, so when `main` changes nothing (a taken userName, a stale
+/// version), nothing is logged or announced and `None` comes back for the caller's general
+/// path to explain. After the commit: local caches dropped, peers awaited, as
+/// [`WriteTx::commit`] does.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn write_row_pg(
+    store: &Store,
+    tenant_id: &TenantId,
+    actor: &Actor,
+    now: i64,
+    main: &str,
+    main_binds: usize,
+    bind: impl FnOnce(
+        sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    change: RowChange,
+    invalidations: Vec<Invalidate>,
+) -> StoreResult<Option<sqlx::any::AnyRow>> {
+    let ticket = store.peers().register();
+    let payload = encode(store.node_id(), ticket.nonce, tenant_id, &invalidations);
+    let p = |i: usize| format!("${}", main_binds + i);
+    let sql = format!(
+        "WITH r AS ({main}), \
+         c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) SELECT {t}, nextval('change_log_seq'), {now}, {rt}, r.id, {op}, r.version FROM r RETURNING seq), \
+         n AS (SELECT pg_notify({chan}, {payload}) FROM r), \
+         a AS (INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) SELECT {aid}, {t}, {now}, {aty}, {aact}, {action}, {rt}, r.id, 'success', {ip}, {ua}, {rid}, '{{}}' FROM r, n, c) \
+         SELECT r.* FROM r",
+        t = p(1),
+        now = p(2),
+        rt = p(3),
+        op = p(4),
+        chan = p(5),
+        payload = p(6),
+        aid = p(7),
+        aty = p(8),
+        aact = p(9),
+        action = p(10),
+        ip = p(11),
+        ua = p(12),
+        rid = p(13),
+    );
+    let q = bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .bind(tenant_id.as_str().to_owned())
+        .bind(now)
+        .bind(change.resource_type)
+        .bind(change.operation)
+        .bind(CHANNEL)
+        .bind(payload)
+        .bind(new_id())
+        .bind(actor.actor_type.clone())
+        .bind(actor.actor_id.clone())
+        .bind(change.action)
+        .bind(actor.ip.clone())
+        .bind(actor.user_agent.clone())
+        .bind(actor.request_id.clone());
+    let Some(row) = q.fetch_optional(store.pool()).await? else {
+        return Ok(None);
+    };
+    invalidate_caches(store, tenant_id, invalidations).await;
+    store.peers().wait(&ticket, store.pool()).await;
+    Ok(Some(row))
 }
 
 /// For a transaction that is not a [`WriteTx`]: announces `items` to the other nodes inside

@@ -142,6 +142,23 @@ async fn failed_writes_leave_nothing_behind(b: Backend) {
             constraint: "users_user_name_key"
         })
     ));
+    // A rename onto a taken userName, a rename of a user that does not exist (PostgreSQL
+    // tries these as one statement first, whose log rows must not outlive its failure).
+    let other = ts.create_user(&sys, user("bob")).await.unwrap();
+    let before_changes = before_changes + 1;
+    let before_audit = before_audit + 1;
+    assert!(
+        matches!(
+            ts.replace_user(&sys, &other.id, user("Alice"), None).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a taken userName"
+    );
+    assert!(matches!(
+        ts.replace_user(&sys, "no-such-user", user("carol"), None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
     // A stale version.
     assert!(matches!(
         ts.replace_user(&sys, &u.id, user("x"), Some(7)).await,
@@ -157,7 +174,11 @@ async fn failed_writes_leave_nothing_behind(b: Backend) {
             .await
             .unwrap()
             .total,
-        1
+        2
+    );
+    assert_eq!(
+        ts.get_user(&other.id).await.unwrap().unwrap().user_name,
+        "bob"
     );
     assert_eq!(
         ts.get_user(&u.id).await.unwrap().unwrap().user_name,
