@@ -3,7 +3,7 @@
 use super::errors::from_store;
 use super::{Precondition, Projection, Reply, ScimCtx, etag, meta, precondition_failed};
 use crate::auth::password;
-use crate::model::{NewUser, User};
+use crate::model::{Membership, NewUser, User};
 use crate::store::StoreError;
 use scim::patch::{self, Target};
 use scim::resource::{self, Mode};
@@ -91,6 +91,25 @@ pub async fn representation(
     user: &User,
     with_groups: bool,
 ) -> Result<Value, ScimError> {
+    let groups = if with_groups {
+        Some(
+            ctx.store
+                .group_memberships(&user.id)
+                .await
+                .map_err(|e| from_store(e, "User"))?,
+        )
+    } else {
+        None
+    };
+    Ok(representation_with(
+        ctx,
+        user,
+        groups.as_deref().map(Vec::as_slice),
+    ))
+}
+
+/// [`representation`] with the memberships already at hand (`None`: without `groups`).
+fn representation_with(ctx: &ScimCtx, user: &User, groups: Option<&[Membership]>) -> Value {
     let mut full = stored_doc(user);
     full["id"] = Value::String(user.id.clone());
     full["meta"] = meta(
@@ -103,29 +122,22 @@ pub async fn representation(
     if full.get("schemas").is_none() {
         full["schemas"] = json!([scim::urn::USER]);
     }
-    if with_groups {
-        let groups = ctx
-            .store
-            .group_memberships(&user.id)
-            .await
-            .map_err(|e| from_store(e, "User"))?;
-        if !groups.is_empty() {
-            full["groups"] = Value::Array(
-                groups
-                    .iter()
-                    .map(|(id, display, direct)| {
-                        json!({
-                            "value": id,
-                            "$ref": format!("{}/Groups/{id}", ctx.base),
-                            "display": display,
-                            "type": if *direct { "direct" } else { "indirect" },
-                        })
+    if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+        full["groups"] = Value::Array(
+            groups
+                .iter()
+                .map(|(id, display, direct)| {
+                    json!({
+                        "value": id,
+                        "$ref": format!("{}/Groups/{id}", ctx.base),
+                        "display": display,
+                        "type": if *direct { "direct" } else { "indirect" },
                     })
-                    .collect(),
-            );
-        }
+                })
+                .collect(),
+        );
     }
-    Ok(full)
+    full
 }
 
 /// A user's response body under a projection.
@@ -245,7 +257,19 @@ pub async fn get(
     proj: &Projection,
     if_none_match: Option<&Precondition>,
 ) -> Result<Reply, ScimError> {
-    let user = load(ctx, id).await?;
+    let (user, groups) = if proj.includes(&ctx.users, "groups") {
+        // The user and its groups: one statement when neither is cached.
+        let (user, groups) = ctx
+            .store
+            .get_user_with_memberships(id)
+            .await
+            .map_err(|e| from_store(e, "User"))?
+            .ok_or_else(|| ScimError::not_found(format!("User {id} not found")))?;
+        hide_operators(ctx, &user).await?;
+        (user, Some(groups))
+    } else {
+        (load(ctx, id).await?, None)
+    };
     if if_none_match.is_some_and(|p| p.matches(user.version)) {
         return Ok(Reply {
             status: 304,
@@ -254,8 +278,8 @@ pub async fn get(
             location: None,
         });
     }
-    let body = render(ctx, &user, proj).await?;
-    Ok(reply(ctx, 200, &user, body))
+    let full = representation_with(ctx, &user, groups.as_deref().map(Vec::as_slice));
+    Ok(reply(ctx, 200, &user, proj.apply(&ctx.users, &full)))
 }
 
 /// PUT /Users/{id} (RFC 7644 §3.5.1): replaces every writable attribute.

@@ -6,12 +6,13 @@
 //! row is locked first, so concurrent membership changes of one group serialise instead of
 //! losing each other's rows.
 
+use super::dialect::Backend;
 use super::rows::{self, GROUP_COLS};
 use super::write::{Invalidate, WriteTx};
 use super::{StoreError, StoreResult, TenantStore, dialect, new_id};
 use crate::model::{
     Actor, Group, Member, MemberDelta, MemberSpec, MemberType, MemberView, Membership, NewGroup,
-    PageRequest, Paged,
+    PageRequest, Paged, User,
 };
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
@@ -369,14 +370,76 @@ impl TenantStore {
         Ok(found)
     }
 
+    /// A user and the groups it belongs to, through the caches. When neither is cached (a
+    /// cold read), one statement reads both: the row, and its memberships aggregated as JSON
+    /// by a scalar subquery — one round trip instead of two.
+    pub async fn get_user_with_memberships(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Arc<User>, Arc<Vec<Membership>>)>> {
+        let key = (self.tenant_id.clone(), id.to_owned());
+        let caches = self.caches();
+        match (
+            caches.users.get(&key).await,
+            caches.memberships.get(&key).await,
+        ) {
+            (Some(u), Some(m)) => return Ok(Some((u, m))),
+            (Some(u), None) => return Ok(Some((u, self.group_memberships(id).await?))),
+            (None, Some(m)) => return Ok(self.get_user(id).await?.map(|u| (u, m))),
+            (None, None) => {}
+        }
+        let (user_epoch, memberships_epoch) = (caches.users.epoch(), caches.memberships.epoch());
+        let agg = match self.store.backend() {
+            Backend::Postgres => {
+                "json_agg(json_build_array(ms.id, ms.display_name, ms.depth))::text"
+            }
+            Backend::Sqlite => "json_group_array(json_array(ms.id, ms.display_name, ms.depth))",
+        };
+        let sql = format!(
+            "SELECT {cols}, (SELECT {agg} FROM ({MEMBERSHIPS_SQL}) ms) AS memberships FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+            cols = rows::USER_COLS,
+        );
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(self.tid())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user = Arc::new(rows::user(&row)?);
+        // PostgreSQL's json_agg of no rows is NULL, SQLite's json_group_array is `[]`.
+        let json: Option<String> = row.try_get("memberships")?;
+        let mut found: Vec<(String, String, i64)> = match json {
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("memberships: {e}")))?,
+            None => Vec::new(),
+        };
+        // The order `group_memberships` gives (aggregates have none of their own).
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let memberships: Arc<Vec<Membership>> = Arc::new(
+            found
+                .into_iter()
+                .map(|(g, name, depth)| (g, name, depth == 0))
+                .collect(),
+        );
+        caches
+            .users
+            .insert_if_fresh(key.clone(), user.clone(), user_epoch)
+            .await;
+        caches
+            .memberships
+            .insert_if_fresh(key, memberships.clone(), memberships_epoch)
+            .await;
+        Ok(Some((user, memberships)))
+    }
+
     async fn load_memberships(&self, member_id: &str) -> StoreResult<Vec<Membership>> {
-        let found = sqlx::query(
-            "WITH RECURSIVE up(group_id, depth) AS (SELECT group_id, 0 FROM group_members WHERE tenant_id = $1 AND member_id = $2 UNION SELECT m.group_id, up.depth + 1 FROM group_members m JOIN up ON m.member_id = up.group_id WHERE m.tenant_id = $1 AND up.depth < 32) SELECT g.id, g.display_name, MIN(up.depth) AS depth FROM up JOIN groups g ON g.id = up.group_id WHERE g.tenant_id = $1 AND g.deleted_at IS NULL GROUP BY g.id, g.display_name ORDER BY g.id",
-        )
-        .bind(self.tid())
-        .bind(member_id)
-        .fetch_all(self.pool())
-        .await?;
+        let found = sqlx::query(AssertSqlSafe(format!("{MEMBERSHIPS_SQL} ORDER BY g.id")))
+            .bind(self.tid())
+            .bind(member_id)
+            .fetch_all(self.pool())
+            .await?;
         found
             .iter()
             .map(|r| {
@@ -386,6 +449,10 @@ impl TenantStore {
             .collect()
     }
 }
+
+/// The groups `$2` belongs to in tenant `$1`, directly (depth 0) or through nested groups
+/// (RFC 7643 §4.1.2 `groups`): `id`, `display_name`, `depth`.
+const MEMBERSHIPS_SQL: &str = "WITH RECURSIVE up(group_id, depth) AS (SELECT group_id, 0 FROM group_members WHERE tenant_id = $1 AND member_id = $2 UNION SELECT m.group_id, up.depth + 1 FROM group_members m JOIN up ON m.member_id = up.group_id WHERE m.tenant_id = $1 AND up.depth < 32) SELECT g.id, g.display_name, MIN(up.depth) AS depth FROM up JOIN groups g ON g.id = up.group_id WHERE g.tenant_id = $1 AND g.deleted_at IS NULL GROUP BY g.id, g.display_name";
 
 /// [`lock_group`], also returning the group's display name.
 async fn lock_group_named(w: &mut WriteTx, group_id: &str) -> StoreResult<(i64, String)> {

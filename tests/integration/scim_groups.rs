@@ -747,6 +747,12 @@ async fn user_groups_lists_direct_and_indirect_memberships(b: Backend) {
     // Directly and indirectly a member of `parent`: shown once, as direct.
     let both = scim.create_group("Both", &[&u, &child]).await;
 
+    // Cold reads (neither the user nor its groups cached yet) take the row and the groups in
+    // one statement: a user in no group has no `groups`, the others all of theirs.
+    let r = scim.get(&format!("/Users/{loner}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["userName"], "loner");
+    assert!(r.body.get("groups").is_none(), "{}", r.body);
     let r = scim.get(&format!("/Users/{u}")).await;
     assert_eq!(r.status, 200);
     let groups = r.body["groups"]
