@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{POOL, load, rss_mib, start_server};
+use common::{POOL, load, profile, rss_mib, start_server};
 
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
@@ -344,6 +344,7 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         .await
     };
     let hot = {
+        let _perf = profile(server.child.id(), &format!("{label}-hot"));
         let get = get.clone();
         let base = base.clone();
         let ids = ids.clone();
@@ -353,6 +354,7 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         .await
     };
     let uniform = {
+        let _perf = profile(server.child.id(), &format!("{label}-uniform"));
         let get = get.clone();
         let base = base.clone();
         let ids = ids.clone();
@@ -365,6 +367,7 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         .await
     };
     let filter = {
+        let _perf = profile(server.child.id(), &format!("{label}-filter"));
         let get = get.clone();
         let base = base.clone();
         let names = names.clone();
@@ -397,6 +400,7 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         .await
     };
     let post = {
+        let _perf = profile(server.child.id(), &format!("{label}-post"));
         let http = http.clone();
         let token = server.token.clone();
         let base = base.clone();

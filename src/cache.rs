@@ -148,13 +148,16 @@ pub struct CacheConfig {
     pub budget_bytes: u64,
 }
 
-/// Estimated resident size of a cached membership list (key, vector, and per-group strings).
+/// Estimated resident size of a cached membership list: the entry (key strings, moka's
+/// per-entry bookkeeping, the vector), and per group its strings. Most lists are empty, so
+/// the fixed part decides how many fit: it is counted in full, or the budget would hold
+/// several times its size in entries.
 fn membership_weight(m: &Arc<Vec<Membership>>) -> u32 {
     let per: usize = m
         .iter()
         .map(|(id, name, _)| id.len() + name.len() + 64)
         .sum();
-    u32::try_from(per + 160).unwrap_or(u32::MAX)
+    u32::try_from(per + 400).unwrap_or(u32::MAX)
 }
 
 /// Estimated resident size of a cached document: its JSON text, times the overhead of a

@@ -333,3 +333,49 @@ pub fn postgres_ticks_for(db: &str) -> u64 {
         })
         .sum()
 }
+
+/// With `IDHUB_BENCH_PERF` set, records a `perf` CPU profile of process `pid` while alive, to
+/// `$IDHUB_BENCH_PERF/<name>.data` (`perf report -i … --no-children`); otherwise does nothing.
+/// Uses the `cpu-clock` software event, which works where hardware counters are not exposed.
+pub struct Profile(Option<Child>);
+
+pub fn profile(pid: u32, name: &str) -> Profile {
+    let Ok(dir) = std::env::var("IDHUB_BENCH_PERF") else {
+        return Profile(None);
+    };
+    let out = format!(
+        "{dir}/{}.data",
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    Profile(
+        Command::new("perf")
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+            ])
+            .arg(pid.to_string())
+            .args(["-o", &out])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok(),
+    )
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            // perf writes its file on SIGINT.
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}

@@ -243,6 +243,7 @@ pub async fn list(ctx: &ScimCtx, kind: Kind, p: &ListParams) -> Result<Value, Sc
             count
         },
         after_id,
+        with_groups: kind == Kind::Users && prep.proj.includes(&ctx.users, "groups"),
     };
     let (mut resources, total, ids) = match kind {
         Kind::Users => {
@@ -253,8 +254,12 @@ pub async fn list(ctx: &ScimCtx, kind: Kind, p: &ListParams) -> Result<Value, Sc
                 .map_err(|e| from_store(e, "User"))?;
             let mut out = Vec::with_capacity(found.items.len());
             let ids: Vec<String> = found.items.iter().map(|u| u.id.clone()).collect();
-            for u in &found.items {
-                out.push(super::users::render(ctx, u, &prep.proj).await?);
+            for (k, u) in found.items.iter().enumerate() {
+                let groups = found.groups.as_ref().and_then(|g| g.get(k));
+                out.push(
+                    super::users::render_found(ctx, u, groups.map(|g| g.as_slice()), &prep.proj)
+                        .await?,
+                );
             }
             (out, found.total, ids)
         }
@@ -355,19 +360,28 @@ pub async fn search_all(ctx: &ScimCtx, p: &ListParams) -> Result<Value, ScimErro
             filter: prep.filter.as_ref(),
             offset: skip,
             count: remaining,
+            with_groups: *kind == Kind::Users && prep.proj.includes(&ctx.users, "groups"),
             ..Search::default()
         };
         skip = 0;
         match kind {
             Kind::Users => {
-                for u in ctx
+                let found = ctx
                     .store
                     .search_users(&s)
                     .await
-                    .map_err(|e| from_store(e, "User"))?
-                    .items
-                {
-                    resources.push(super::users::render(ctx, &u, &prep.proj).await?);
+                    .map_err(|e| from_store(e, "User"))?;
+                for (k, u) in found.items.iter().enumerate() {
+                    let groups = found.groups.as_ref().and_then(|g| g.get(k));
+                    resources.push(
+                        super::users::render_found(
+                            ctx,
+                            u,
+                            groups.map(|g| g.as_slice()),
+                            &prep.proj,
+                        )
+                        .await?,
+                    );
                 }
             }
             Kind::Groups => {

@@ -142,8 +142,21 @@ fn representation_with(ctx: &ScimCtx, user: &User, groups: Option<&[Membership]>
 
 /// A user's response body under a projection.
 pub async fn render(ctx: &ScimCtx, user: &User, proj: &Projection) -> Result<Value, ScimError> {
+    render_found(ctx, user, None, proj).await
+}
+
+/// [`render`] with the user's groups when already at hand (read with a search page).
+pub async fn render_found(
+    ctx: &ScimCtx,
+    user: &User,
+    groups: Option<&[Membership]>,
+    proj: &Projection,
+) -> Result<Value, ScimError> {
     let with_groups = proj.includes(&ctx.users, "groups");
-    let full = representation(ctx, user, with_groups).await?;
+    let full = match groups {
+        Some(g) if with_groups => representation_with(ctx, user, Some(g)),
+        _ => representation(ctx, user, with_groups).await?,
+    };
     Ok(proj.apply(&ctx.users, &full))
 }
 

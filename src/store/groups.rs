@@ -389,15 +389,10 @@ impl TenantStore {
             (None, None) => {}
         }
         let (user_epoch, memberships_epoch) = (caches.users.epoch(), caches.memberships.epoch());
-        let agg = match self.store.backend() {
-            Backend::Postgres => {
-                "json_agg(json_build_array(ms.id, ms.display_name, ms.depth))::text"
-            }
-            Backend::Sqlite => "json_group_array(json_array(ms.id, ms.display_name, ms.depth))",
-        };
         let sql = format!(
-            "SELECT {cols}, (SELECT {agg} FROM ({MEMBERSHIPS_SQL}) ms) AS memberships FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
+            "SELECT {cols}, {m} AS memberships FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
             cols = rows::USER_COLS,
+            m = memberships_column(self.store.backend(), "$2"),
         );
         let Some(row) = sqlx::query(AssertSqlSafe(sql))
             .bind(self.tid())
@@ -408,21 +403,7 @@ impl TenantStore {
             return Ok(None);
         };
         let user = Arc::new(rows::user(&row)?);
-        // PostgreSQL's json_agg of no rows is NULL, SQLite's json_group_array is `[]`.
-        let json: Option<String> = row.try_get("memberships")?;
-        let mut found: Vec<(String, String, i64)> = match json {
-            Some(j) => serde_json::from_str(&j)
-                .map_err(|e| StoreError::Corrupt(format!("memberships: {e}")))?,
-            None => Vec::new(),
-        };
-        // The order `group_memberships` gives (aggregates have none of their own).
-        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let memberships: Arc<Vec<Membership>> = Arc::new(
-            found
-                .into_iter()
-                .map(|(g, name, depth)| (g, name, depth == 0))
-                .collect(),
-        );
+        let memberships = Arc::new(memberships_from(&row)?);
         caches
             .users
             .insert_if_fresh(key.clone(), user.clone(), user_epoch)
@@ -448,6 +429,36 @@ impl TenantStore {
             })
             .collect()
     }
+}
+
+/// A scalar subquery: the groups `member` (a bind or a column) belongs to in tenant `$1`,
+/// as one JSON array of `[id, display_name, depth]` — read back by [`memberships_from`].
+pub(super) fn memberships_column(backend: Backend, member: &str) -> String {
+    let agg = match backend {
+        Backend::Postgres => "json_agg(json_build_array(ms.id, ms.display_name, ms.depth))::text",
+        Backend::Sqlite => "json_group_array(json_array(ms.id, ms.display_name, ms.depth))",
+    };
+    format!(
+        "(SELECT {agg} FROM ({}) ms)",
+        MEMBERSHIPS_SQL.replace("$2", member)
+    )
+}
+
+/// The memberships a [`memberships_column`] named `memberships` holds, in the order
+/// [`TenantStore::group_memberships`] gives (group id).
+pub(super) fn memberships_from(row: &sqlx::any::AnyRow) -> StoreResult<Vec<Membership>> {
+    // PostgreSQL's json_agg of no rows is NULL, SQLite's json_group_array is `[]`.
+    let json: Option<String> = row.try_get("memberships")?;
+    let mut found: Vec<(String, String, i64)> = match json {
+        Some(j) => serde_json::from_str(&j)
+            .map_err(|e| StoreError::Corrupt(format!("memberships: {e}")))?,
+        None => Vec::new(),
+    };
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(found
+        .into_iter()
+        .map(|(g, name, depth)| (g, name, depth == 0))
+        .collect())
 }
 
 /// The groups `$2` belongs to in tenant `$1`, directly (depth 0) or through nested groups

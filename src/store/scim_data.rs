@@ -1,11 +1,13 @@
 //! SCIM queries (RFC 7644 §3.4.2): filtered, sorted, paged by index or cursor, evaluated in
 //! the database. Tenant extension schemas (RFC 7643 §3.3) are stored here too.
 
+use super::dialect::Backend;
+use super::groups::{memberships_column, memberships_from};
 use super::rows::{self, GROUP_COLS, USER_COLS};
 use super::scim_sql::{Bind, Compiler, Table, sort_expr};
 use super::write::{Invalidate, WriteTx};
 use super::{StoreError, StoreResult, TenantStore};
-use crate::model::{Actor, Group, User};
+use crate::model::{Actor, Group, Membership, User};
 use scim::filter::{AttrRef, Expr};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -24,6 +26,8 @@ pub struct Search<'a> {
     pub count: i64,
     /// Cursor pagination (RFC 9865): return rows with an id after this one, in id order.
     pub after_id: Option<String>,
+    /// Users: also read each user's groups (RFC 7643 §4.1.2), see [`Found::groups`].
+    pub with_groups: bool,
 }
 
 /// A page of results and the total number of matches.
@@ -31,6 +35,9 @@ pub struct Search<'a> {
 pub struct Found<T> {
     pub items: Vec<T>,
     pub total: i64,
+    /// The groups of each item, in item order, when the search read them with the page
+    /// (users, `with_groups`, on SQLite); `None`: read them separately (and cached).
+    pub groups: Option<Vec<Arc<Vec<Membership>>>>,
 }
 
 fn bind_all<'q>(
@@ -63,25 +70,51 @@ fn bind_scalar<'q>(
 
 impl TenantStore {
     pub async fn search_users(&self, s: &Search<'_>) -> StoreResult<Found<User>> {
-        let (rows, total) = self.search(Table::Users, s).await?;
+        // SQLite: each user's groups come with the page, by a scalar subquery per row — one
+        // statement instead of one more per user (each statement is a hop to the
+        // connection's thread, which costs more than the subquery). PostgreSQL keeps the
+        // separate, cached reads: folding them in cost more database CPU per request in the
+        // multi-tenant mix, where they are mostly cache hits (BENCHMARKS.md).
+        let fold = s.with_groups && self.store.backend() == Backend::Sqlite;
+        let epoch = self.caches().memberships.epoch();
+        let (rows, total) = self.search_with(Table::Users, s, fold).await?;
+        let items: Vec<User> = rows.iter().map(rows::user).collect::<StoreResult<_>>()?;
+        let groups = if fold {
+            let mut all = Vec::with_capacity(rows.len());
+            for (row, user) in rows.iter().zip(&items) {
+                let m = Arc::new(memberships_from(row)?);
+                self.caches()
+                    .memberships
+                    .insert_if_fresh((self.tenant_id.clone(), user.id.clone()), m.clone(), epoch)
+                    .await;
+                all.push(m);
+            }
+            Some(all)
+        } else {
+            None
+        };
         Ok(Found {
-            items: rows.iter().map(rows::user).collect::<StoreResult<_>>()?,
+            items,
             total,
+            groups,
         })
     }
 
     pub async fn search_groups(&self, s: &Search<'_>) -> StoreResult<Found<Group>> {
-        let (rows, total) = self.search(Table::Groups, s).await?;
+        let (rows, total) = self.search_with(Table::Groups, s, false).await?;
         Ok(Found {
             items: rows.iter().map(rows::group).collect::<StoreResult<_>>()?,
             total,
+            groups: None,
         })
     }
 
-    async fn search(
+    /// The page's rows (with a `memberships` column when `with_memberships`) and the total.
+    async fn search_with(
         &self,
         table: Table,
         s: &Search<'_>,
+        with_memberships: bool,
     ) -> StoreResult<(Vec<sqlx::any::AnyRow>, i64)> {
         let backend = self.store.backend();
         let (name, cols) = match table {
@@ -134,11 +167,20 @@ impl TenantStore {
         } else {
             s.offset.max(0)
         };
-        let limit = compiler.bind(Bind::Int(s.count));
+        // LIMIT is written as a literal, not bound: SQLite (3.51) re-plans a statement whose
+        // LIMIT is a bound parameter on every execution — a full re-parse per query. `count`
+        // is ours (an i64 capped at `filter.maxResults`), so only a bounded number of
+        // distinct statements reach the statement cache. OFFSET stays bound.
+        let limit = s.count;
         let offset = compiler.bind(Bind::Int(offset_value));
         let binds = compiler.into_binds();
+        let extra = if with_memberships {
+            format!(", {} AS memberships", memberships_column(backend, "r.id"))
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "SELECT {cols} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            "SELECT {cols}{extra} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)).bind(self.tid()), &binds)
             .fetch_all(self.pool())

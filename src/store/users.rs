@@ -128,11 +128,11 @@ impl TenantStore {
                 .bind(attributes_text(&new.attributes))
                 .bind(now)
         };
-        if self.store.backend() == dialect::Backend::Postgres && new.password_hash.is_none() {
+        if new.password_hash.is_none() {
             // The common case in one round trip; a taken userName falls through to the
             // transaction below, which tells a soft-deleted holder (gives way) from a live one.
             let now = crate::model::now_micros();
-            let row = write::write_row_pg(
+            let row = write::write_row(
                 &self.store,
                 &self.tenant_id,
                 actor,
@@ -144,6 +144,8 @@ impl TenantStore {
                     resource_type: "User",
                     operation: "create",
                     action: "user.create",
+                    table: "users",
+                    id: &id,
                 },
                 vec![Invalidate::User(id.clone())],
             )
@@ -295,11 +297,11 @@ impl TenantStore {
                 .bind(now)
                 .bind(if_version)
         };
-        if self.store.backend() == dialect::Backend::Postgres && new.password_hash.is_none() {
-            // One round trip (see `write_row_pg`). No row: missing, stale or a taken
-            // userName — the transaction below finds out which.
+        if new.password_hash.is_none() {
+            // One round trip (see `write_row`). No row: missing or stale — the transaction
+            // below finds out which.
             let now = crate::model::now_micros();
-            let row = write::write_row_pg(
+            let row = write::write_row(
                 &self.store,
                 &self.tenant_id,
                 actor,
@@ -311,6 +313,8 @@ impl TenantStore {
                     resource_type: "User",
                     operation: "update",
                     action: "user.update",
+                    table: "users",
+                    id,
                 },
                 vec![Invalidate::User(id.to_owned())],
             )

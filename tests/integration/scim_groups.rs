@@ -735,6 +735,23 @@ async fn delete_group_and_user_drop_memberships(b: Backend) {
     app.stop().await;
 }
 
+/// A user's `groups` as sorted (value, display, type) triples.
+fn summary(groups: &Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = groups
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|g| {
+                    let s = |k: &str| g[k].as_str().unwrap_or_default().to_owned();
+                    (s("value"), s("display"), s("type"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 async fn user_groups_lists_direct_and_indirect_memberships(b: Backend) {
     let app = TestApp::spawn(&b).await;
     let scim = app.scim().await;
@@ -746,6 +763,22 @@ async fn user_groups_lists_direct_and_indirect_memberships(b: Backend) {
     let direct = scim.create_group("Direct", &[&u]).await;
     // Directly and indirectly a member of `parent`: shown once, as direct.
     let both = scim.create_group("Both", &[&u, &child]).await;
+
+    // A page of users carries each one's groups (on SQLite read with the page itself).
+    let r = scim
+        .get("/Users?filter=userName%20eq%20%22nested.user%22%20or%20userName%20eq%20%22loner%22&sortBy=userName")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = r.body["Resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Resources: {}", r.body))
+        .clone();
+    assert_eq!(page.len(), 2, "{}", r.body);
+    assert_eq!(page[0]["userName"], "loner");
+    assert!(page[0].get("groups").is_none(), "{}", r.body);
+    assert_eq!(page[1]["userName"], "nested.user");
+    let listed = summary(&page[1]["groups"]);
+    assert_eq!(listed.len(), 5, "{}", r.body);
 
     // Cold reads (neither the user nor its groups cached yet) take the row and the groups in
     // one statement: a user in no group has no `groups`, the others all of theirs.
@@ -770,6 +803,11 @@ async fn user_groups_lists_direct_and_indirect_memberships(b: Backend) {
         found[0].clone()
     };
     assert_eq!(groups.len(), 5, "{}", r.body);
+    assert_eq!(
+        summary(&r.body["groups"]),
+        listed,
+        "the page and the GET agree"
+    );
     for (id, name, ty) in [
         (&child, "Child", "direct"),
         (&direct, "Direct", "direct"),
