@@ -31,13 +31,17 @@ impl TenantStore {
             return Ok(Some(g));
         }
         let epoch = cache.epoch();
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {GROUP_COLS} FROM groups WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
-        )))
-        .bind(self.tid())
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .store
+            .readers()
+            .fetch_optional(
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {GROUP_COLS} FROM groups WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
+                )))
+                .bind(self.tid())
+                .bind(id.to_owned()),
+            )
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let group = Arc::new(rows::group(&row)?);
         cache.insert_if_fresh(key, group.clone(), epoch).await;
@@ -394,10 +398,14 @@ impl TenantStore {
             cols = rows::USER_COLS,
             m = memberships_column(self.store.backend(), "$2"),
         );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
-            .bind(self.tid())
-            .bind(id)
-            .fetch_optional(self.pool())
+        let Some(row) = self
+            .store
+            .readers()
+            .fetch_optional(
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(self.tid())
+                    .bind(id.to_owned()),
+            )
             .await?
         else {
             return Ok(None);
@@ -416,10 +424,14 @@ impl TenantStore {
     }
 
     async fn load_memberships(&self, member_id: &str) -> StoreResult<Vec<Membership>> {
-        let found = sqlx::query(AssertSqlSafe(format!("{MEMBERSHIPS_SQL} ORDER BY g.id")))
-            .bind(self.tid())
-            .bind(member_id)
-            .fetch_all(self.pool())
+        let found = self
+            .store
+            .readers()
+            .fetch_all(
+                sqlx::query(AssertSqlSafe(format!("{MEMBERSHIPS_SQL} ORDER BY g.id")))
+                    .bind(self.tid())
+                    .bind(member_id.to_owned()),
+            )
             .await?;
         found
             .iter()

@@ -14,6 +14,7 @@ mod groups;
 mod mfa;
 pub mod oauth;
 pub mod peers;
+mod readers;
 mod rows;
 pub mod saml;
 mod scim_data;
@@ -64,6 +65,8 @@ pub struct Store {
 
 struct Inner {
     pool: AnyPool,
+    /// Connections for the one-statement reads of the request path (see `readers`).
+    readers: readers::Readers,
     backend: Backend,
     caches: Caches,
     max_connections: u32,
@@ -131,6 +134,11 @@ impl Store {
         }
         Ok(Self {
             inner: Arc::new(Inner {
+                readers: readers::Readers::new(
+                    pool.clone(),
+                    backend.connection_setup(),
+                    usize::try_from(opts.max_connections / 2).unwrap_or(1),
+                ),
                 pool,
                 backend,
                 caches,
@@ -267,6 +275,11 @@ impl Store {
         &self.inner.pool
     }
 
+    /// Connections for one-statement reads (see `readers`).
+    pub(crate) fn readers(&self) -> &readers::Readers {
+        &self.inner.readers
+    }
+
     /// Whether [`Store::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.pool.is_closed()
@@ -274,6 +287,7 @@ impl Store {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
+        self.inner.readers.close().await;
         self.inner.pool.close().await;
     }
 }

@@ -182,8 +182,13 @@ impl TenantStore {
         let sql = format!(
             "SELECT {cols}{extra} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)).bind(self.tid()), &binds)
-            .fetch_all(self.pool())
+        let rows = self
+            .store
+            .readers()
+            .fetch_all(bind_all(
+                sqlx::query(AssertSqlSafe(sql)).bind(self.tid()),
+                &binds,
+            ))
             .await?;
         // A page that is not full tells the total without counting (the common case of an
         // identity provider's `userName eq` lookup).

@@ -26,10 +26,14 @@ impl TenantStore {
         let sql = format!(
             "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(self.tid())
-            .bind(id)
-            .fetch_optional(self.pool())
+        let row = self
+            .store
+            .readers()
+            .fetch_optional(
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(self.tid())
+                    .bind(id.to_owned()),
+            )
             .await?;
         let Some(row) = row else { return Ok(None) };
         let user = Arc::new(rows::user(&row)?);

@@ -441,3 +441,77 @@ async fn terminated_connections_are_transient_failures() {
     let err = sqlx::query("SELEC 1").execute(&pool).await.unwrap_err();
     assert!(!idhub::store::StoreError::Db(err).is_transient());
 }
+
+/// The request path's read connections (kept apart from sqlx's pool, see `store::readers`):
+/// one the server terminated fails its read as a transient error and is not lent again —
+/// the next read opens a new connection — and closing the store closes them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_read_connections_are_replaced() {
+    use idhub::model::{Actor, NewUser, Slug};
+    let Some(b) = postgres() else { return };
+    let db = crate::harness::TestDb::new(&b).await;
+    let store = crate::store_isolation::open(&db).await;
+    let sys = Actor::system();
+    let t = store
+        .create_tenant(&sys, &Slug::parse("acme").unwrap(), "Acme", &[])
+        .await
+        .unwrap();
+    let ts = store.tenant(t.id.clone());
+    let alice = NewUser {
+        user_name: "alice".into(),
+        active: true,
+        ..Default::default()
+    };
+    let u = ts.create_user(&sys, alice).await.unwrap();
+    // A read from the database (not the cache): its connection then sits idle.
+    let read = |ts: idhub::store::TenantStore, id: String| async move {
+        ts.get_user_fresh(&id)
+            .await
+            .map(|u| u.map(|u| u.user_name.clone()))
+    };
+    assert_eq!(
+        read(ts.clone(), u.id.clone()).await.unwrap().as_deref(),
+        Some("alice")
+    );
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let others = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let killed: Vec<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid) FROM ({others}) o"
+    )))
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+    // The dead connection's read fails as transient (unless it sat idle long enough to be
+    // pinged first and replaced); the read after it succeeds on a new connection.
+    match read(ts.clone(), u.id.clone()).await {
+        Ok(name) => assert_eq!(name.as_deref(), Some("alice")),
+        Err(e) => assert!(e.is_transient(), "{e:?}"),
+    }
+    assert_eq!(
+        read(ts.clone(), u.id.clone()).await.unwrap().as_deref(),
+        Some("alice")
+    );
+    store.close().await;
+    let count = format!("SELECT count(*) FROM ({others}) o");
+    // (Backends exit a moment after their connection closes.)
+    eventually(
+        "the closed store's connections to go",
+        Duration::from_secs(10),
+        || {
+            let admin = admin.clone();
+            let count = count.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
+                    .fetch_one(&admin)
+                    .await
+                    .ok()
+                    .filter(|n| *n == 0)
+            }
+        },
+    )
+    .await;
+}
