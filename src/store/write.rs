@@ -616,7 +616,9 @@ pub(super) async fn write_row_pg(
         .bind(actor.ip.clone())
         .bind(actor.user_agent.clone())
         .bind(actor.request_id.clone());
-    let Some(row) = q.fetch_optional(store.pool()).await? else {
+    // On a connection lent as for reads (see `readers`: no ping when it is handed back); one
+    // statement, so nothing is left open if the request is abandoned part-way.
+    let Some(row) = store.readers().fetch_optional(q).await? else {
         return Ok(None);
     };
     invalidate_caches(store, tenant_id, invalidations).await;
@@ -685,8 +687,8 @@ pub(super) async fn write_row(
 /// The tenant row exists whenever `main` changed a row of it (`tenant_id` is a foreign key
 /// with `ON DELETE CASCADE`, checked inside the same transaction), so the chain cannot
 /// stop half-way. A statement that fails leaves the transaction open: it is rolled back on
-/// the same connection before the connection goes back to the pool, and a connection that
-/// cannot roll back is closed instead. The script runs in its own task, so a client that
+/// the same connection before the connection is lent again, and a connection that cannot
+/// roll back is closed instead. The script runs in its own task, so a client that
 /// disconnects mid-request cannot cancel it between `BEGIN` and `COMMIT`.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn write_row_sqlite(
@@ -739,16 +741,24 @@ pub(super) async fn write_row_sqlite(
     let owned = store.clone();
     let run = tokio::spawn(async move {
         let _turn = owned.writer().lock_owned().await;
-        let mut conn = owned.pool().acquire().await?;
+        // A connection lent as for reads (see `readers`): handed back only once the script
+        // (or its rollback) has completed, without the pool's ping on return.
+        let mut reader = owned.readers().get().await?;
+        let conn = reader.conn()?;
         match q.fetch_all(&mut *conn).await {
-            Ok(rows) => Ok(rows.into_iter().next()),
+            Ok(rows) => {
+                reader.done();
+                Ok(rows.into_iter().next())
+            }
             Err(e) => {
-                if let Err(r) = conn.execute("ROLLBACK").await
-                    && !r.to_string().contains("no transaction is active")
-                {
-                    // Still inside the transaction: never hand it to another request.
-                    tracing::error!(error = %r, "rollback after a failed write failed; closing the connection");
-                    conn.close_on_drop();
+                match conn.execute("ROLLBACK").await {
+                    Ok(_) => reader.done(),
+                    Err(r) if r.to_string().contains("no transaction is active") => reader.done(),
+                    // Still inside the transaction: never hand it to another request (the
+                    // reader closes it when dropped).
+                    Err(r) => {
+                        tracing::error!(error = %r, "rollback after a failed write failed; closing the connection")
+                    }
                 }
                 Err(StoreError::from(e))
             }
