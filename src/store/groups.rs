@@ -32,14 +32,11 @@ impl TenantStore {
         }
         let epoch = cache.epoch();
         let row = self
-            .store
-            .readers()
-            .fetch_optional(
-                sqlx::query(AssertSqlSafe(format!(
+            .row_by_id(
+                format!(
                     "SELECT {GROUP_COLS} FROM groups WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
-                )))
-                .bind(self.tid())
-                .bind(id.to_owned()),
+                ),
+                id,
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -398,16 +395,7 @@ impl TenantStore {
             cols = rows::USER_COLS,
             m = memberships_column(self.store.backend(), "$2"),
         );
-        let Some(row) = self
-            .store
-            .readers()
-            .fetch_optional(
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(self.tid())
-                    .bind(id.to_owned()),
-            )
-            .await?
-        else {
+        let Some(row) = self.row_by_id(sql, id).await? else {
             return Ok(None);
         };
         let user = Arc::new(rows::user(&row)?);

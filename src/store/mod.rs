@@ -315,6 +315,18 @@ impl TenantStore {
     fn tid(&self) -> String {
         self.tenant_id.0.clone()
     }
+
+    /// The row `sql` selects by this tenant (`$1`) and an id (`$2`), on a reader connection.
+    async fn row_by_id(&self, sql: String, id: &str) -> StoreResult<Option<sqlx::any::AnyRow>> {
+        self.store
+            .readers()
+            .fetch_optional(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(self.tid())
+                    .bind(id.to_owned()),
+            )
+            .await
+    }
 }
 
 /// Adds `mode=rwc` (create when missing) and creates the parent directory of the file.

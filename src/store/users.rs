@@ -26,15 +26,7 @@ impl TenantStore {
         let sql = format!(
             "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
         );
-        let row = self
-            .store
-            .readers()
-            .fetch_optional(
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(self.tid())
-                    .bind(id.to_owned()),
-            )
-            .await?;
+        let row = self.row_by_id(sql, id).await?;
         let Some(row) = row else { return Ok(None) };
         let user = Arc::new(rows::user(&row)?);
         cache.insert_if_fresh(key, user.clone(), epoch).await;
@@ -140,18 +132,18 @@ impl TenantStore {
                 &self.store,
                 &self.tenant_id,
                 actor,
-                now,
-                &sql,
-                10,
-                |q| binder(q, now),
                 write::RowChange {
+                    main: &sql,
+                    main_binds: 10,
+                    now,
+                    invalidations: vec![Invalidate::User(id.clone())],
                     resource_type: "User",
                     operation: "create",
                     action: "user.create",
                     table: "users",
                     id: &id,
                 },
-                vec![Invalidate::User(id.clone())],
+                |q| binder(q, now),
             )
             .await?;
             if let Some(row) = row {
@@ -309,18 +301,18 @@ impl TenantStore {
                 &self.store,
                 &self.tenant_id,
                 actor,
-                now,
-                &sql,
-                11,
-                |q| binder(q, self.tid(), now),
                 write::RowChange {
+                    main: &sql,
+                    main_binds: 11,
+                    now,
+                    invalidations: vec![Invalidate::User(id.to_owned())],
                     resource_type: "User",
                     operation: "update",
                     action: "user.update",
                     table: "users",
                     id,
                 },
-                vec![Invalidate::User(id.to_owned())],
+                |q| binder(q, self.tid(), now),
             )
             .await?;
             if let Some(row) = row {

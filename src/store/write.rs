@@ -10,6 +10,8 @@
 
 use super::{Store, StoreError, StoreResult, new_id};
 use crate::model::{Actor, TenantId, now_micros};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use sqlx::{Any, Executor, Transaction};
 
 /// Rows per multi-row INSERT of change-log and audit entries.
@@ -542,9 +544,16 @@ impl WriteTx {
     }
 }
 
-/// What a single-statement write records for the row it returns: one change-log entry and
-/// its audit record.
+/// A write of one row in one round trip (see [`write_row`]): the statement and what it
+/// records for the row it returns — one change-log entry and its audit record.
 pub(super) struct RowChange<'a> {
+    /// One data-modifying statement, binds `$1..=$main_binds`, returning the changed row.
+    pub main: &'a str,
+    pub main_binds: usize,
+    /// The write's time (microseconds), as bound into `main`.
+    pub now: i64,
+    /// The cache entries the write changes.
+    pub invalidations: Vec<Invalidate>,
     pub resource_type: &'static str,
     pub operation: &'static str,
     pub action: &'static str,
@@ -565,22 +574,21 @@ pub(super) struct RowChange<'a> {
 /// version), nothing is logged or announced and `None` comes back for the caller's general
 /// path to explain. After the commit: local caches dropped, peers awaited, as
 /// [`WriteTx::commit`] does.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn write_row_pg(
     store: &Store,
     tenant_id: &TenantId,
     actor: &Actor,
-    now: i64,
-    main: &str,
-    main_binds: usize,
-    bind: impl FnOnce(
-        sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
-    ) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
     change: RowChange<'_>,
-    invalidations: Vec<Invalidate>,
+    bind: impl FnOnce(Query<'static, Any, AnyArguments>) -> Query<'static, Any, AnyArguments>,
 ) -> StoreResult<Option<sqlx::any::AnyRow>> {
+    let (now, main, main_binds) = (change.now, change.main, change.main_binds);
     let ticket = store.peers().register();
-    let payload = encode(store.node_id(), ticket.nonce, tenant_id, &invalidations);
+    let payload = encode(
+        store.node_id(),
+        ticket.nonce,
+        tenant_id,
+        &change.invalidations,
+    );
     let p = |i: usize| format!("${}", main_binds + i);
     let sql = format!(
         "WITH r AS ({main}), \
@@ -621,7 +629,7 @@ pub(super) async fn write_row_pg(
     let Some(row) = store.readers().fetch_optional(q).await? else {
         return Ok(None);
     };
-    invalidate_caches(store, tenant_id, invalidations).await;
+    invalidate_caches(store, tenant_id, change.invalidations).await;
     store.peers().wait(&ticket, store.pool()).await;
     Ok(Some(row))
 }
@@ -629,48 +637,19 @@ pub(super) async fn write_row_pg(
 /// A write of one row in one round trip on either backend: [`write_row_pg`] or
 /// [`write_row_sqlite`]. `None` when `main` changed nothing (a taken userName, a stale
 /// version, a missing row): the caller's general path finds out which.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn write_row(
     store: &Store,
     tenant_id: &TenantId,
     actor: &Actor,
-    now: i64,
-    main: &str,
-    main_binds: usize,
-    bind: impl FnOnce(
-        sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
-    ) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
     change: RowChange<'_>,
-    invalidations: Vec<Invalidate>,
+    bind: impl FnOnce(Query<'static, Any, AnyArguments>) -> Query<'static, Any, AnyArguments>,
 ) -> StoreResult<Option<sqlx::any::AnyRow>> {
     match store.backend() {
         super::dialect::Backend::Postgres => {
-            write_row_pg(
-                store,
-                tenant_id,
-                actor,
-                now,
-                main,
-                main_binds,
-                bind,
-                change,
-                invalidations,
-            )
-            .await
+            write_row_pg(store, tenant_id, actor, change, bind).await
         }
         super::dialect::Backend::Sqlite => {
-            write_row_sqlite(
-                store,
-                tenant_id,
-                actor,
-                now,
-                main,
-                main_binds,
-                bind,
-                change,
-                invalidations,
-            )
-            .await
+            write_row_sqlite(store, tenant_id, actor, change, bind).await
         }
     }
 }
@@ -690,20 +669,14 @@ pub(super) async fn write_row(
 /// the same connection before the connection is lent again, and a connection that cannot
 /// roll back is closed instead. The script runs in its own task, so a client that
 /// disconnects mid-request cannot cancel it between `BEGIN` and `COMMIT`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn write_row_sqlite(
     store: &Store,
     tenant_id: &TenantId,
     actor: &Actor,
-    now: i64,
-    main: &str,
-    main_binds: usize,
-    bind: impl FnOnce(
-        sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
-    ) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
     change: RowChange<'_>,
-    invalidations: Vec<Invalidate>,
+    bind: impl FnOnce(Query<'static, Any, AnyArguments>) -> Query<'static, Any, AnyArguments>,
 ) -> StoreResult<Option<sqlx::any::AnyRow>> {
+    let (now, main, main_binds) = (change.now, change.main, change.main_binds);
     let p = |i: usize| format!("${}", main_binds + i);
     let sql = format!(
         "BEGIN IMMEDIATE; {main}; \
@@ -768,7 +741,7 @@ pub(super) async fn write_row_sqlite(
         .await
         .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("write task: {e}"))))??;
     if row.is_some() {
-        invalidate_caches(store, tenant_id, invalidations).await;
+        invalidate_caches(store, tenant_id, change.invalidations).await;
     }
     Ok(row)
 }
