@@ -351,7 +351,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         other => {
             telemetry::init(config.log_format, "warn");
-            match admin_command(&config, other).await {
+            let result = admin_command(&config, other).await;
+            flush_opened().await;
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -446,9 +448,33 @@ impl CmdError {
     }
 }
 
+/// The stores this command opened: their queued cross-node notifications are sent before
+/// the process exits (see `store::notifier`).
+static OPENED: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
+
+fn opened(store: &Store) {
+    OPENED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(store.clone());
+}
+
+async fn flush_opened() {
+    let stores = std::mem::take(&mut *OPENED.lock().unwrap_or_else(|e| e.into_inner()));
+    for s in stores {
+        if !s
+            .flush_notifications(std::time::Duration::from_secs(5))
+            .await
+        {
+            eprintln!("warning: could not tell the running nodes about this command's changes");
+        }
+    }
+}
+
 async fn open(config: &Config) -> Result<Store, CmdError> {
     let metrics = Metrics::new().map_err(|e| CmdError::Other(e.to_string()))?;
     let store = startup::open_store(config, &metrics).await?;
+    opened(&store);
     if let Some(t) = store.tenant_by_slug(&config.default_tenant).await? {
         store.set_default_tenant(t.id);
     }
@@ -805,6 +831,7 @@ fn print_connection(state: &crate::app::AppState, c: &crate::store::saml::SamlCo
 
 async fn sso_command(config: &Config, cmd: SsoCmd, actor: &Actor) -> Result<(), CmdError> {
     let state = startup::offline_state(config.clone()).await?;
+    opened(&state.store);
     let ts = |slug: String| {
         let store = state.store.clone();
         async move { tenant_store(&store, &slug).await }

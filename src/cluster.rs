@@ -1,5 +1,6 @@
 //! Several nodes on one PostgreSQL. Every committed write that touches a cached entry is
-//! announced with NOTIFY on `idhub_cache` in its own transaction (`store::write`); every node
+//! announced with NOTIFY on `idhub_cache` right after its commit, in this node's next batch
+//! of notifications (`store::write`, `store::notifier`); every node
 //! LISTENs, drops what the others changed and acknowledges it, and a write is answered only
 //! when every live node has acknowledged (`store::peers`). So once a client has its answer,
 //! no node serves the old state: the staleness bound is zero for everything cached, which
@@ -49,19 +50,21 @@ pub fn spawn(state: AppState) -> Option<Node> {
     Some(Node { task, joined })
 }
 
-/// Tells the other nodes that this one stops (they stop waiting for it at once).
+/// Tells the other nodes that this one stops (they stop waiting for it at once). Sent through
+/// the notification queue, after everything this node committed (see `store::notifier`).
 pub async fn leave(state: &AppState) {
     if state.store.backend() != Backend::Postgres {
         return;
     }
-    let payload = format!("bye:{}", state.store.node_id());
-    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NODE_CHANNEL)
-        .bind(payload)
-        .execute(state.store.pool())
+    state
+        .store
+        .notify(NODE_CHANNEL, format!("bye:{}", state.store.node_id()));
+    if !state
+        .store
+        .flush_notifications(Duration::from_secs(5))
         .await
     {
-        tracing::warn!(error = %e, "cluster: cannot announce this node's departure");
+        tracing::warn!("cluster: cannot announce this node's departure");
     }
 }
 
@@ -162,62 +165,120 @@ async fn listen(state: &AppState, joined_tx: &watch::Sender<bool>) -> Result<(),
             }
         })
     };
-    let result = receive(state, &me, &mut listener).await;
+    let result = tokio::select! {
+        r = receive(state, &me, &mut listener) => r,
+        r = watch_peers(state) => r,
+    };
     join.abort();
     result
 }
 
+/// How often a node checks which of its peers still listen.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Every [`WATCH_EVERY`]: forgets the peers that no longer listen and, whenever a peer has
+/// vanished without a `bye` (here or while a write waited for it), drops everything this node
+/// caches — that peer may have died between a commit and its notification (see
+/// `store::notifier`). So such a write is served by every node within about a second.
+async fn watch_peers(state: &AppState) -> Result<(), sqlx::Error> {
+    let peers = state.store.peers();
+    let mut seen = peers.departures();
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let joins = peers.joins();
+        match peers::live_nodes(state.store.pool()).await {
+            Ok(live) => {
+                for p in peers.forget_missing(&live, joins) {
+                    tracing::info!(peer = %p, "cluster: peer no longer listens");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cluster: cannot list the listening nodes"),
+        }
+        let now = peers.departures();
+        if now != seen {
+            seen = now;
+            tracing::info!(
+                "cluster: a peer vanished without saying bye; dropping all cached entries"
+            );
+            state.store.caches().flush().await;
+            state.sso.runtimes.invalidate_all().await;
+            state.sso.keys.invalidate_all().await;
+        }
+    }
+}
+
 async fn receive(state: &AppState, me: &str, listener: &mut PgListener) -> Result<(), sqlx::Error> {
+    let mut acks = Vec::new();
     loop {
         // `None`: the connection dropped (anything may have been missed meanwhile).
         let Some(n) = listener.try_recv().await? else {
             return Err(sqlx::Error::Protocol("listening connection lost".into()));
         };
-        match n.channel() {
-            CHANNEL => {
-                // Fault injection for tests (default 0): a slow peer, on this listener only.
-                if !state.config.cluster_apply_delay.is_zero() {
-                    tokio::time::sleep(state.config.cluster_apply_delay).await;
-                }
-                if let Some(remote) = state.store.apply_remote_invalidation(n.payload()).await {
-                    for i in &remote.items {
-                        match i {
-                            Invalidate::SamlConnection(id) => {
-                                state.sso.runtimes.invalidate(id).await
-                            }
-                            Invalidate::SpKeys => {
-                                state.sso.keys.invalidate(remote.tenant.as_str()).await
-                            }
-                            Invalidate::All => {
-                                state.sso.runtimes.invalidate_all().await;
-                                state.sso.keys.invalidate_all().await;
-                            }
-                            Invalidate::SigningKeys => {
-                                if let Err(e) = state.keys.reload().await {
-                                    tracing::warn!(error = %e, "cluster: cannot reload the signing keys");
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    let ack = peers::ack_payload(&remote.node, remote.nonce, me);
-                    notify(listener, ACK_CHANNEL, &ack).await?;
-                }
-            }
-            channel => match Message::parse(channel, n.payload()) {
-                Some(Message::Ack {
-                    origin,
-                    nonce,
-                    from,
-                }) if origin == me => state.store.peers().ack(nonce, from),
-                Some(Message::Hello { node, nonce }) if node != me => {
-                    state.store.peers().add(node);
-                    notify(listener, ACK_CHANNEL, &peers::ack_payload(node, nonce, me)).await?;
-                }
-                Some(Message::Bye { node }) if node != me => state.store.peers().remove(node),
-                _ => {}
-            },
+        handle(state, me, &n, &mut acks).await;
+        // Whatever else has arrived is handled before answering: the acknowledgements go out
+        // as one transaction (each notifying commit is serialised in PostgreSQL).
+        while let Some(n) = listener.next_buffered() {
+            handle(state, me, &n, &mut acks).await;
         }
+        if !acks.is_empty() {
+            sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(ACK_CHANNEL)
+                .bind(&acks)
+                .execute(&mut *listener)
+                .await?;
+            acks.clear();
+        }
+    }
+}
+
+/// One notification: applied, and its acknowledgement (if it needs one) added to `acks`.
+async fn handle(
+    state: &AppState,
+    me: &str,
+    n: &sqlx::postgres::PgNotification,
+    acks: &mut Vec<String>,
+) {
+    match n.channel() {
+        CHANNEL => {
+            // Fault injection for tests (default 0): a slow peer, on this listener only.
+            if !state.config.cluster_apply_delay.is_zero() {
+                tokio::time::sleep(state.config.cluster_apply_delay).await;
+            }
+            if let Some(remote) = state.store.apply_remote_invalidation(n.payload()).await {
+                for i in &remote.items {
+                    match i {
+                        Invalidate::SamlConnection(id) => state.sso.runtimes.invalidate(id).await,
+                        Invalidate::SpKeys => {
+                            state.sso.keys.invalidate(remote.tenant.as_str()).await
+                        }
+                        Invalidate::All => {
+                            state.sso.runtimes.invalidate_all().await;
+                            state.sso.keys.invalidate_all().await;
+                        }
+                        Invalidate::SigningKeys => {
+                            if let Err(e) = state.keys.reload().await {
+                                tracing::warn!(error = %e, "cluster: cannot reload the signing keys");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                acks.push(peers::ack_payload(&remote.node, remote.nonce, me));
+            }
+        }
+        channel => match Message::parse(channel, n.payload()) {
+            Some(Message::Ack {
+                origin,
+                nonce,
+                from,
+            }) if origin == me => state.store.peers().ack(nonce, from),
+            Some(Message::Hello { node, nonce }) if node != me => {
+                state.store.peers().add(node);
+                acks.push(peers::ack_payload(node, nonce, me));
+            }
+            Some(Message::Bye { node }) if node != me => state.store.peers().remove(node),
+            _ => {}
+        },
     }
 }
 

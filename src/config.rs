@@ -88,6 +88,8 @@ pub struct Config {
     pub saml_request_ttl: Duration,
     /// Fault injection: how long this node sits on other nodes' invalidations.
     pub cluster_apply_delay: Duration,
+    /// Fault injection: how long this node holds its own outgoing invalidations.
+    pub cluster_notify_delay: Duration,
     /// Requests per minute per client IP address to the SAML and OAuth endpoints.
     pub sso_rate_per_ip: u32,
 }
@@ -289,6 +291,12 @@ const KEYS: &[KeyDef] = &[
         default: "0",
         secret: false,
         help: "fault injection (tests): delay before this node applies and acknowledges other nodes' cache invalidations",
+    },
+    KeyDef {
+        key: "cluster_notify_delay_ms",
+        default: "0",
+        secret: false,
+        help: "fault injection (tests): delay before this node sends each batch of its own cache invalidations",
     },
     KeyDef {
         key: "sso_rate_per_ip",
@@ -582,6 +590,9 @@ impl Layers {
             saml_request_ttl: Duration::from_secs(self.positive("saml_request_ttl_secs")?),
             cluster_apply_delay: Duration::from_millis(
                 self.parse("cluster_apply_delay_ms", "a whole number of milliseconds")?,
+            ),
+            cluster_notify_delay: Duration::from_millis(
+                self.parse("cluster_notify_delay_ms", "a whole number of milliseconds")?,
             ),
             sso_rate_per_ip: u32::try_from(self.positive("sso_rate_per_ip")?)
                 .map_err(|_| self.invalid("sso_rate_per_ip", "too large"))?,

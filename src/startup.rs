@@ -48,6 +48,7 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Store, Sta
             ttl: config.cache_ttl,
             budget_bytes: config.cache_budget_bytes,
         },
+        notify_hold: config.cluster_notify_delay,
     };
     let store = Store::connect(config.database_url.expose(), &opts, metrics)
         .await

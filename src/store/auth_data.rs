@@ -315,19 +315,19 @@ impl Store {
         Ok(Refreshed::Rotated { session, secret })
     }
 
-    /// Commits a transaction that changed (or revoked) a session outside a `WriteTx`: the
-    /// change is announced to the other nodes inside it, and answered once every node has
-    /// dropped its cached copy of the session.
+    /// Commits a transaction that changed (or revoked) a session outside a `WriteTx`, then
+    /// announces the change to the other nodes; answered once every node has dropped its
+    /// cached copy of the session.
     async fn commit_session_change(
         &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
         tenant_id: &str,
         session_id: &str,
     ) -> StoreResult<()> {
         let tid = TenantId(tenant_id.to_owned());
         let items = [Invalidate::Session(session_id.to_owned())];
-        let ticket = write::announce_in(self, &mut tx, &tid, &items).await?;
         tx.commit().await?;
+        let ticket = write::announce_committed(self, &tid, &items);
         self.caches().sessions.invalidate(session_id).await;
         if let Some(t) = ticket {
             self.peers().wait(&t, self.pool()).await;

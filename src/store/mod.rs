@@ -12,6 +12,7 @@ pub mod dialect;
 mod error;
 mod groups;
 mod mfa;
+pub mod notifier;
 pub mod oauth;
 pub mod peers;
 mod readers;
@@ -55,6 +56,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub cache: CacheConfig,
+    /// Fault injection (tests; zero otherwise): how long this node holds each batch of
+    /// cross-node notifications before sending it (see `notifier`).
+    pub notify_hold: Duration,
 }
 
 /// The shared store of one idhub node. Cheap to clone.
@@ -81,6 +85,8 @@ struct Inner {
     node_id: String,
     /// The other nodes on this database and the acknowledgements awaited from them.
     peers: Arc<peers::Peers>,
+    /// Outgoing cross-node notifications (PostgreSQL).
+    notifier: Option<notifier::Notifier>,
 }
 
 impl Store {
@@ -126,6 +132,15 @@ impl Store {
             .await
             .map_err(StoreError::Db)?;
         let node_id = uuid::Uuid::new_v4().simple().to_string();
+        let notifier = match backend {
+            Backend::Postgres => {
+                let pg = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url)
+                    .map_err(StoreError::Db)?
+                    .application_name("idhub-notify");
+                Some(notifier::Notifier::spawn(pg, opts.notify_hold))
+            }
+            Backend::Sqlite => None,
+        };
         let caches = Caches::new(opts.cache, metrics);
         if backend == Backend::Postgres {
             // Other nodes may write to this database: caches stay off until `cluster` has
@@ -148,6 +163,7 @@ impl Store {
                 token_usage: std::sync::Mutex::new(std::collections::HashMap::new()),
                 peers: peers::Peers::new(&node_id),
                 node_id,
+                notifier,
             }),
         })
     }
@@ -195,24 +211,34 @@ impl Store {
 
     /// Tells the other nodes (PostgreSQL) to drop what `items` names and waits until they
     /// have, like a write's own invalidations; for state that is not written through a
-    /// tenant's [`write::WriteTx`] (the global signing keys).
+    /// tenant's [`write::WriteTx`] (the global signing keys). Call after the commit.
     pub async fn announce(&self, items: &[write::Invalidate]) -> StoreResult<()> {
-        if self.backend() != Backend::Postgres {
-            return Ok(());
-        }
         let tenant = self
             .inner
             .default_tenant
             .get()
             .cloned()
             .unwrap_or_else(|| TenantId(String::new()));
-        let mut conn = self.pool().acquire().await?;
-        let ticket = write::announce_in(self, &mut conn, &tenant, items).await?;
-        drop(conn);
-        if let Some(t) = ticket {
+        if let Some(t) = write::announce_committed(self, &tenant, items) {
             self.peers().wait(&t, self.pool()).await;
         }
         Ok(())
+    }
+
+    /// Queues a cross-node notification (PostgreSQL; nothing on SQLite), sent after
+    /// everything queued before it (see `notifier`).
+    pub(crate) fn notify(&self, channel: &'static str, payload: String) {
+        if let Some(n) = &self.inner.notifier {
+            n.send(channel, payload);
+        }
+    }
+
+    /// Waits (at most `within`) until every notification queued so far has been sent.
+    pub async fn flush_notifications(&self, within: Duration) -> bool {
+        match &self.inner.notifier {
+            Some(n) => n.flush(within).await,
+            None => true,
+        }
     }
 
     /// The other nodes on this database (PostgreSQL; see `peers`).
@@ -285,8 +311,12 @@ impl Store {
         self.inner.pool.is_closed()
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Sends what is still queued for the other nodes, then closes the pool, waiting for
+    /// connections to be returned.
     pub async fn close(&self) {
+        if !self.flush_notifications(Duration::from_secs(5)).await {
+            tracing::warn!("cluster: notifications still queued at close were not sent");
+        }
         self.inner.readers.close().await;
         self.inner.pool.close().await;
     }

@@ -47,6 +47,8 @@ struct State {
     generation: u64,
     /// Whether this node's listening connection is up.
     connected: bool,
+    /// Peers found gone without a `bye` so far (see [`Peers::departures`]).
+    departures: u64,
 }
 
 struct Waiter {
@@ -203,10 +205,49 @@ impl Peers {
         }
     }
 
-    /// A peer left (it said so, or no longer listens).
+    /// A peer said `bye`: everything it committed was sent before (see `notifier`).
     pub fn remove(&self, node: &str) {
         self.lock().peers.remove(node);
         self.wake_all();
+    }
+
+    /// A peer no longer listens, without a `bye`: it may have died between a commit and
+    /// the notification of it, so this node must drop all it caches (see
+    /// [`Peers::departures`]).
+    fn vanished(&self, node: &str) {
+        let mut st = self.lock();
+        if st.peers.remove(node).is_some() {
+            st.departures += 1;
+        }
+        drop(st);
+        self.wake_all();
+    }
+
+    /// The join count, to pass to [`Peers::forget_missing`] (read before listing the nodes).
+    pub fn joins(&self) -> u64 {
+        self.lock().joins
+    }
+
+    /// Forgets the peers that are not in `live` (listed after `joins` was read; a peer that
+    /// joined since may be missing from that list and is kept). Returns the ones forgotten.
+    pub fn forget_missing(&self, live: &HashSet<String>, joins: u64) -> Vec<String> {
+        let gone: Vec<String> = self
+            .lock()
+            .peers
+            .iter()
+            .filter(|(p, j)| **j <= joins && !live.contains(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in &gone {
+            self.vanished(p);
+        }
+        gone
+    }
+
+    /// How many peers have vanished without a `bye` so far: whenever this grows, whatever
+    /// this node caches may be stale (see `notifier`).
+    pub fn departures(&self) -> u64 {
+        self.lock().departures
     }
 
     /// This node's listener is connected and these nodes were listening then; returns the
@@ -293,7 +334,7 @@ impl Peers {
                             for (p, _) in &missing {
                                 if !live.contains(p) {
                                     tracing::info!(peer = %p, "cluster: peer no longer listens; not waiting for it");
-                                    self.remove(p);
+                                    self.vanished(p);
                                 }
                             }
                         }

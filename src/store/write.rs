@@ -278,32 +278,13 @@ impl WriteTx {
     pub(super) async fn commit(mut self) -> StoreResult<()> {
         let tid = self.tid();
         let pg = self.store.backend() == super::dialect::Backend::Postgres;
-        // PostgreSQL: the other nodes learn of the invalidations through NOTIFY, which is
-        // transactional — delivered exactly when (and only if) this transaction commits.
-        // Registered before the commit, so no acknowledgement can arrive unseen.
-        let ticket = (pg && !self.invalidations.is_empty()).then(|| self.store.peers().register());
-        let notify = ticket.as_ref().map(|t| {
-            encode(
-                self.store.node_id(),
-                t.nonce,
-                &self.tenant_id,
-                &self.invalidations,
-            )
-        });
         if pg && self.changes.len() == 1 && self.audits.len() == 1 {
             // The common write (one change, one audit record) in one round trip: sequence,
             // change-log row and audit row through data-modifying CTEs (PostgreSQL only;
             // SQLite runs in-process, where separate statements cost next to nothing).
-            self.commit_one_pg(&tid, notify.as_deref()).await?;
+            self.commit_one_pg(&tid).await?;
         } else {
             self.commit_general(&tid).await?;
-            if let Some(payload) = &notify {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(payload)
-                    .execute(&mut *self.tx)
-                    .await?;
-            }
         }
         let WriteTx {
             tx,
@@ -315,15 +296,17 @@ impl WriteTx {
         } = self;
         tx.commit().await?;
         drop(writer);
+        // PostgreSQL: the other nodes learn of the invalidations after the commit (see
+        // `notifier`), and the write is answered once no other node serves what it changed.
+        let ticket = announce_committed(&store, &tenant_id, &invalidations);
         invalidate_caches(&store, &tenant_id, invalidations).await;
         if let Some(t) = ticket {
-            // The write is answered once no other node serves what it changed.
             store.peers().wait(&t, store.pool()).await;
         }
         Ok(())
     }
 
-    async fn commit_one_pg(&mut self, tid: &str, notify: Option<&str>) -> StoreResult<()> {
+    async fn commit_one_pg(&mut self, tid: &str) -> StoreResult<()> {
         let (Some(c), Some(a)) = (self.changes.first(), self.audits.first()) else {
             return Ok(());
         };
@@ -332,18 +315,10 @@ impl WriteTx {
         } else {
             a.details.to_string()
         };
-        // The NOTIFY rides in the same statement (a CTE the INSERT selects from, so it runs).
-        let sql = if notify.is_some() {
-            "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq), \
-             n AS (SELECT pg_notify($18, $19)) \
+        let sql = "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq) \
              INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
-             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c, n"
-        } else {
-            "WITH c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) VALUES ($1, nextval('change_log_seq'), $2, $3, $4, $5, $6) RETURNING seq) \
-             INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
-             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c"
-        };
-        let mut q = sqlx::query(sql)
+             SELECT $7, $1, $2, $8, $9, $10, $11, $12, $17, $13, $14, $15, $16 FROM c";
+        let q = sqlx::query(sql)
             .bind(tid)
             .bind(self.now)
             .bind(c.resource_type)
@@ -361,9 +336,6 @@ impl WriteTx {
             .bind(&self.actor.request_id)
             .bind(details)
             .bind(a.outcome);
-        if let Some(payload) = notify {
-            q = q.bind(CHANNEL).bind(payload.to_owned());
-        }
         let done = q.execute(&mut *self.tx).await?;
         if done.rows_affected() == 1 {
             Ok(())
@@ -568,11 +540,11 @@ pub(super) struct RowChange<'a> {
 ///
 /// `main` is one data-modifying statement whose binds are `$1..=$main_binds` (bound by
 /// `bind`) and which returns the changed row, with its `id` and `version`. It becomes the
-/// first CTE of a statement that also appends the change-log entry and audit record and
-/// sends the cross-node NOTIFY, each *from the returned row*: a statement is atomic and all
-/// its CTEs commit together, so when `main` changes nothing (a taken userName, a stale
-/// version), nothing is logged or announced and `None` comes back for the caller's general
-/// path to explain. After the commit: local caches dropped, peers awaited, as
+/// first CTE of a statement that also appends the change-log entry and audit record, each
+/// *from the returned row*: a statement is atomic and all its CTEs commit together, so when
+/// `main` changes nothing (a taken userName, a stale version), nothing is logged or
+/// announced and `None` comes back for the caller's general path to explain. After the
+/// commit: announced to the other nodes, local caches dropped, peers awaited, as
 /// [`WriteTx::commit`] does.
 pub(super) async fn write_row_pg(
     store: &Store,
@@ -582,41 +554,29 @@ pub(super) async fn write_row_pg(
     bind: impl FnOnce(Query<'static, Any, AnyArguments>) -> Query<'static, Any, AnyArguments>,
 ) -> StoreResult<Option<sqlx::any::AnyRow>> {
     let (now, main, main_binds) = (change.now, change.main, change.main_binds);
-    let ticket = store.peers().register();
-    let payload = encode(
-        store.node_id(),
-        ticket.nonce,
-        tenant_id,
-        &change.invalidations,
-    );
     let p = |i: usize| format!("${}", main_binds + i);
     let sql = format!(
         "WITH r AS ({main}), \
          c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) SELECT {t}, nextval('change_log_seq'), {now}, {rt}, r.id, {op}, r.version FROM r RETURNING seq), \
-         n AS (SELECT pg_notify({chan}, {payload}) FROM r), \
-         a AS (INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) SELECT {aid}, {t}, {now}, {aty}, {aact}, {action}, {rt}, r.id, 'success', {ip}, {ua}, {rid}, '{{}}' FROM r, n, c) \
+         a AS (INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) SELECT {aid}, {t}, {now}, {aty}, {aact}, {action}, {rt}, r.id, 'success', {ip}, {ua}, {rid}, '{{}}' FROM r, c) \
          SELECT r.* FROM r",
         t = p(1),
         now = p(2),
         rt = p(3),
         op = p(4),
-        chan = p(5),
-        payload = p(6),
-        aid = p(7),
-        aty = p(8),
-        aact = p(9),
-        action = p(10),
-        ip = p(11),
-        ua = p(12),
-        rid = p(13),
+        aid = p(5),
+        aty = p(6),
+        aact = p(7),
+        action = p(8),
+        ip = p(9),
+        ua = p(10),
+        rid = p(11),
     );
     let q = bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
         .bind(tenant_id.as_str().to_owned())
         .bind(now)
         .bind(change.resource_type)
         .bind(change.operation)
-        .bind(CHANNEL)
-        .bind(payload)
         .bind(new_id())
         .bind(actor.actor_type.clone())
         .bind(actor.actor_id.clone())
@@ -629,8 +589,11 @@ pub(super) async fn write_row_pg(
     let Some(row) = store.readers().fetch_optional(q).await? else {
         return Ok(None);
     };
+    let ticket = announce_committed(store, tenant_id, &change.invalidations);
     invalidate_caches(store, tenant_id, change.invalidations).await;
-    store.peers().wait(&ticket, store.pool()).await;
+    if let Some(t) = ticket {
+        store.peers().wait(&t, store.pool()).await;
+    }
     Ok(Some(row))
 }
 
@@ -746,25 +709,25 @@ pub(super) async fn write_row_sqlite(
     Ok(row)
 }
 
-/// For a transaction that is not a [`WriteTx`]: announces `items` to the other nodes inside
-/// `tx` (PostgreSQL). After the commit, drop them locally and pass the ticket to
-/// [`Peers::wait`](super::peers::Peers::wait), exactly as [`WriteTx::commit`] does.
-pub(super) async fn announce_in(
+/// Announces `items` to the other nodes (PostgreSQL; `None` on SQLite or when there is
+/// nothing to announce). Call after the commit, then drop the items locally and pass the
+/// ticket to [`Peers::wait`](super::peers::Peers::wait). The notification goes out in this
+/// node's next batch (see `notifier`): registered first, so no acknowledgement can arrive
+/// unseen.
+pub(super) fn announce_committed(
     store: &Store,
-    conn: &mut sqlx::AnyConnection,
     tenant_id: &TenantId,
     items: &[Invalidate],
-) -> StoreResult<Option<super::peers::Ticket>> {
-    if store.backend() != super::dialect::Backend::Postgres {
-        return Ok(None);
+) -> Option<super::peers::Ticket> {
+    if store.backend() != super::dialect::Backend::Postgres || items.is_empty() {
+        return None;
     }
     let ticket = store.peers().register();
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(encode(store.node_id(), ticket.nonce, tenant_id, items))
-        .execute(conn)
-        .await?;
-    Ok(Some(ticket))
+    store.notify(
+        CHANNEL,
+        encode(store.node_id(), ticket.nonce, tenant_id, items),
+    );
+    Some(ticket)
 }
 
 /// Drops every cache entry a committed write touched (also what another node's committed

@@ -6,7 +6,7 @@
 //! from its caches until it has rejoined, and the other node does not wait for it meanwhile.
 
 use crate::admin_auth::{admin_tokens, get};
-use crate::harness::{Scim, TestApp, eventually, postgres};
+use crate::harness::{ADMIN_PASSWORD, Scim, TestApp, eventually, postgres};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -333,6 +333,101 @@ async fn a_node_that_loses_its_listener_stops_caching_and_rejoins() {
         || async { (a.store.peers().peer_count() == 0).then_some(()) },
     )
     .await;
+    a.stop().await;
+}
+
+/// A node killed after a commit but before the batch carrying its notification went out
+/// (held here with `cluster_notify_delay_ms`) never tells the others about that write. They
+/// notice that it no longer listens and drop everything they cache, so its last write is
+/// what every node serves within about a second (`cluster::watch_peers`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_before_announcing_its_write_leaves_no_stale_cache_behind() {
+    let Some(b) = postgres() else { return };
+    let a = TestApp::spawn_with(&b, &[]).await;
+    let token = a.scim_token("default").await;
+    let on_a = Scim {
+        app: &a,
+        token: token.clone(),
+    };
+    let uid = on_a
+        .create_user("linus", json!({ "displayName": "Before" }))
+        .await;
+    let path = format!("/Users/{uid}");
+    assert_eq!(on_a.get(&path).await.body["displayName"], "Before");
+    assert!(cached(&a, &uid).await, "A caches the user");
+
+    // Node X: the real binary in its own process, sitting on its own notifications.
+    let mut x = std::process::Command::new(env!("CARGO_BIN_EXE_idhub"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("IDHUB_DATABASE_URL", &a.db_url)
+        .env("IDHUB_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env(
+            "IDHUB_SECRET_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
+        .env("IDHUB_CLUSTER_NOTIFY_DELAY_MS", "60000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = x.stdout.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    // Reads the banner for the address, then drains the rest of X's output.
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.split("listening on http://").nth(1) {
+                let _ = addr_tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("X prints where it listens");
+    eventually("A knows X", Duration::from_secs(10), || async {
+        (a.store.peers().peer_count() == 1).then_some(())
+    })
+    .await;
+
+    // A PATCH through X commits; its notification stays in X's queue.
+    let url = format!("http://{addr}/scim/v2{path}");
+    let client = reqwest::Client::new();
+    let patch = tokio::spawn(
+        client
+            .patch(&url)
+            .bearer_auth(&token)
+            .json(&patch_op("replace", "displayName", json!("After")))
+            .send(),
+    );
+    eventually(
+        "X has committed the PATCH",
+        Duration::from_secs(10),
+        || async {
+            let r = client.get(&url).bearer_auth(&token).send().await.ok()?;
+            let body: Value = r.json().await.ok()?;
+            (body["displayName"] == "After").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        on_a.get(&path).await.body["displayName"],
+        "Before",
+        "A has not heard of X's write yet (the window this test is about)"
+    );
+
+    // X dies inside that window. A notices that X no longer listens and drops its caches.
+    x.kill().unwrap();
+    x.wait().unwrap();
+    eventually(
+        "A serves X's last write",
+        Duration::from_secs(5),
+        || async { (on_a.get(&path).await.body["displayName"] == "After").then_some(()) },
+    )
+    .await;
+    assert_eq!(a.store.peers().peer_count(), 0, "A forgot X");
+    patch.abort();
     a.stop().await;
 }
 

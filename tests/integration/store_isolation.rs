@@ -19,6 +19,7 @@ pub async fn open(db: &TestDb) -> Store {
             ttl: Duration::from_secs(300),
             budget_bytes: 16 << 20,
         },
+        notify_hold: Duration::ZERO,
     };
     let store = Store::connect(&db.url, &opts, &Metrics::new().unwrap())
         .await
