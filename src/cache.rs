@@ -186,6 +186,9 @@ pub struct Caches {
     pub memberships: Slot<(TenantId, String), Arc<Vec<Membership>>>,
     /// Tenant → ids of its users holding the superadmin role (hidden from SCIM).
     pub operators: Slot<TenantId, Arc<std::collections::HashSet<String>>>,
+    /// Tenant → whether any group of it has a group as a member (see
+    /// `TenantStore::nests_groups`).
+    pub nested: Slot<TenantId, bool>,
     /// Tenant → its SCIM extension schemas (resource type, required, definition).
     pub scim_schemas: Slot<TenantId, Arc<Vec<StoredSchema>>>,
     /// Session id → session (revocation invalidates).
@@ -206,6 +209,7 @@ impl Caches {
         self.groups.invalidate_all().await;
         self.memberships.invalidate_all().await;
         self.operators.invalidate_all().await;
+        self.nested.invalidate_all().await;
         self.scim_schemas.invalidate_all().await;
         self.sessions.invalidate_all().await;
         self.permissions.invalidate_all().await;
@@ -269,6 +273,7 @@ impl Caches {
                 metrics,
             ),
             operators: Slot::new("operators", small, cfg.ttl, on, metrics),
+            nested: Slot::new("nested", small, cfg.ttl, on, metrics),
             sessions: Slot::new("sessions", cfg.max_entries, cfg.ttl, on, metrics),
             permissions: Slot::new("permissions", cfg.max_entries, cfg.ttl, on, metrics),
             enabled,

@@ -73,11 +73,16 @@ impl TenantStore {
         // SQLite: each user's groups come with the page, by a scalar subquery per row — one
         // statement instead of one more per user (each statement is a hop to the
         // connection's thread, which costs more than the subquery). PostgreSQL keeps the
-        // separate, cached reads: folding them in cost more database CPU per request in the
-        // multi-tenant mix, where they are mostly cache hits (BENCHMARKS.md).
+        // separate, cached reads: folded in, the filter ran at half its rate in the benchmark
+        // (47% of the uniform GET against 62-80% with separate reads, BENCHMARKS.md), and in
+        // the multi-tenant mix, where they are mostly cache hits, they cost its CPU less.
         let fold = s.with_groups && self.store.backend() == Backend::Sqlite;
         let epoch = self.caches().memberships.epoch();
-        let (rows, total) = self.search_with(Table::Users, s, fold).await?;
+        // After the epoch, as in `get_user_with_memberships`.
+        let nested = fold && self.nests_groups().await?;
+        let (rows, total) = self
+            .search_with(Table::Users, s, fold.then_some(nested))
+            .await?;
         let items: Vec<User> = rows.iter().map(rows::user).collect::<StoreResult<_>>()?;
         let groups = if fold {
             let mut all = Vec::with_capacity(rows.len());
@@ -101,7 +106,7 @@ impl TenantStore {
     }
 
     pub async fn search_groups(&self, s: &Search<'_>) -> StoreResult<Found<Group>> {
-        let (rows, total) = self.search_with(Table::Groups, s, false).await?;
+        let (rows, total) = self.search_with(Table::Groups, s, None).await?;
         Ok(Found {
             items: rows.iter().map(rows::group).collect::<StoreResult<_>>()?,
             total,
@@ -109,12 +114,13 @@ impl TenantStore {
         })
     }
 
-    /// The page's rows (with a `memberships` column when `with_memberships`) and the total.
+    /// The page's rows and the total; with a `memberships` column when `memberships` says
+    /// whether the tenant nests groups.
     async fn search_with(
         &self,
         table: Table,
         s: &Search<'_>,
-        with_memberships: bool,
+        memberships: Option<bool>,
     ) -> StoreResult<(Vec<sqlx::any::AnyRow>, i64)> {
         let backend = self.store.backend();
         let (name, cols) = match table {
@@ -174,10 +180,12 @@ impl TenantStore {
         let limit = s.count;
         let offset = compiler.bind(Bind::Int(offset_value));
         let binds = compiler.into_binds();
-        let extra = if with_memberships {
-            format!(", {} AS memberships", memberships_column(backend, "r.id"))
-        } else {
-            String::new()
+        let extra = match memberships {
+            Some(nested) => format!(
+                ", {} AS memberships",
+                memberships_column(backend, "r.id", nested)
+            ),
+            None => String::new(),
         };
         let sql = format!(
             "SELECT {cols}{extra} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"

@@ -764,6 +764,7 @@ pub(super) async fn invalidate_caches(
                     }
                 }
                 Invalidate::AllMemberships => {
+                    caches.nested.invalidate(tenant_id).await;
                     caches.memberships.invalidate_all().await;
                     caches.permissions.invalidate_all().await;
                 }

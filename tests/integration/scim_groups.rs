@@ -27,6 +27,7 @@ backend_tests!(
     user_groups_filter_agrees_with_groups_attribute,
     soft_deleted_groups_disappear_everywhere,
     concurrent_deletes_and_member_patches_never_deadlock,
+    nesting_groups_later_shows_at_once_in_cached_users,
 );
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -1568,4 +1569,60 @@ async fn concurrent_deletes_and_member_patches_never_deadlock(b: Backend) {
     assert_eq!(member_ids(&scim, &g1).await, want(0));
     assert_eq!(member_ids(&scim, &g2).await, want(1));
     app.stop().await;
+}
+
+/// A tenant that nests no groups reads a user's groups as its direct memberships (the answer
+/// "no nesting" is cached per tenant); the moment a group gains or loses a group member —
+/// by POST, by PATCH, by a PUT that replaces the member list — every user below shows (or
+/// stops showing) the indirect membership on the next read, cached or not.
+async fn nesting_groups_later_shows_at_once_in_cached_users(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let scim = app.scim().await;
+    let u = scim.create_user("late.nesting", json!({})).await;
+    let child = scim.create_group("Child", &[&u]).await;
+    let groups_of = |r: &ScimReply| summary(&r.body["groups"]);
+    let direct_only = vec![(child.clone(), "Child".to_owned(), "direct".to_owned())];
+    let r = scim.get(&format!("/Users/{u}")).await;
+    assert_eq!(groups_of(&r), direct_only, "{}", r.body);
+
+    // Nested by creating a parent with the group as a member.
+    let parent = scim.create_group("Parent", &[&child]).await;
+    let mut nested = vec![
+        (child.clone(), "Child".to_owned(), "direct".to_owned()),
+        (parent.clone(), "Parent".to_owned(), "indirect".to_owned()),
+    ];
+    nested.sort();
+    let r = scim.get(&format!("/Users/{u}")).await;
+    assert_eq!(groups_of(&r), nested, "{}", r.body);
+    let r = scim
+        .get("/Users?filter=userName%20eq%20%22late.nesting%22")
+        .await;
+    assert_eq!(
+        summary(&r.body["Resources"][0]["groups"]),
+        nested,
+        "{}",
+        r.body
+    );
+
+    // Un-nested by a PUT that replaces the parent's member list.
+    let r = scim
+        .put(
+            &format!("/Groups/{parent}"),
+            &json!({"schemas": [GROUP_URN], "displayName": "Parent", "members": []}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = scim.get(&format!("/Users/{u}")).await;
+    assert_eq!(groups_of(&r), direct_only, "{}", r.body);
+
+    // Nested again by a PATCH that adds the group.
+    let r = scim
+        .patch(
+            &format!("/Groups/{parent}"),
+            &patch(json!([{"op": "add", "path": "members", "value": [{"value": child}]}])),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    let r = scim.get(&format!("/Users/{u}")).await;
+    assert_eq!(groups_of(&r), nested, "{}", r.body);
 }
