@@ -1598,6 +1598,23 @@ async fn tenants(server_url: &str) -> bool {
         "latency from the scheduled send time: p50 {p50:.2} ms  p99 {p99:.2} ms  max {:.0} ms",
         pct(&lat, 1.0)
     );
+    // One stall shows as one bad second, a steady overload as all of them.
+    let per_second: Vec<String> = (0..TENANT_SECS as usize)
+        .map(|sec| {
+            let from = WARMUP_SECS + sec as f64;
+            let mut l: Vec<u32> = window
+                .iter()
+                .filter(|s| (from..from + 1.0).contains(&f64::from(s.due_s)))
+                .map(|s| s.lat_us)
+                .collect();
+            l.sort_unstable();
+            format!("{:.0}", pct(&l, 0.99))
+        })
+        .collect();
+    println!(
+        "p99 per second of the window (ms): {}",
+        per_second.join(" ")
+    );
     for (k, name) in KINDS.iter().enumerate() {
         let mut l: Vec<u32> = window
             .iter()
