@@ -123,7 +123,8 @@ impl TenantStore {
         let added = insert_members(&mut w, &id, members).await?;
         w.changed("Group", &id, "create", group.version, "group.create");
         membership_changes(&mut w, &id, group.version, &added, &[]);
-        w.invalidate(Invalidate::Group(id));
+        // The new id names nothing cached (see `create_user`); the members' memberships
+        // were invalidated as they were added.
         w.commit().await?;
         Ok(group)
     }

@@ -73,9 +73,10 @@ impl TenantStore {
         // SQLite: each user's groups come with the page, by a scalar subquery per row — one
         // statement instead of one more per user (each statement is a hop to the
         // connection's thread, which costs more than the subquery). PostgreSQL keeps the
-        // separate, cached reads: folded in, the filter ran at half its rate in the benchmark
-        // (47% of the uniform GET against 62-80% with separate reads, BENCHMARKS.md), and in
-        // the multi-tenant mix, where they are mostly cache hits, they cost its CPU less.
+        // separate, cached reads: folded in (even as the one-join form), the filter ran at
+        // half its rate in the benchmark (47-51% of the uniform GET against 59-80% with
+        // separate reads, BENCHMARKS.md), and in the multi-tenant mix, where they are mostly
+        // cache hits, they cost its CPU less.
         let fold = s.with_groups && self.store.backend() == Backend::Sqlite;
         let epoch = self.caches().memberships.epoch();
         // After the epoch, as in `get_user_with_memberships`.
