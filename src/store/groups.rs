@@ -521,7 +521,10 @@ fn memberships_sql(nested: bool) -> &'static str {
     }
 }
 
-const DIRECT_MEMBERSHIPS_SQL: &str = "SELECT g.id, g.display_name, 0 AS depth FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.tenant_id = $1 AND m.member_id = $2 AND g.tenant_id = $1 AND g.deleted_at IS NULL";
+/// `CROSS JOIN` keeps `group_members` the outer table on SQLite, whose planner (no
+/// statistics) would otherwise walk every group of the tenant and probe each for the member;
+/// PostgreSQL plans it as the inner join it is.
+const DIRECT_MEMBERSHIPS_SQL: &str = "SELECT g.id, g.display_name, 0 AS depth FROM group_members m CROSS JOIN groups g WHERE g.id = m.group_id AND m.tenant_id = $1 AND m.member_id = $2 AND g.tenant_id = $1 AND g.deleted_at IS NULL";
 
 /// The groups `$2` belongs to in tenant `$1`, directly (depth 0) or through nested groups.
 const MEMBERSHIPS_SQL: &str = "WITH RECURSIVE up(group_id, depth) AS (SELECT group_id, 0 FROM group_members WHERE tenant_id = $1 AND member_id = $2 UNION SELECT m.group_id, up.depth + 1 FROM group_members m JOIN up ON m.member_id = up.group_id WHERE m.tenant_id = $1 AND up.depth < 32) SELECT g.id, g.display_name, MIN(up.depth) AS depth FROM up JOIN groups g ON g.id = up.group_id WHERE g.tenant_id = $1 AND g.deleted_at IS NULL GROUP BY g.id, g.display_name";
