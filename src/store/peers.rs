@@ -1,7 +1,8 @@
 //! Acknowledged invalidations between the nodes on one PostgreSQL database.
 //!
 //! Every write that invalidates cached entries NOTIFYs them on [`CHANNEL`](super::write::CHANNEL)
-//! inside its transaction, tagged `node:nonce`. Every other node drops the entries and answers
+//! right after its commit (batched, see `notifier`), tagged `node:nonce`. Every other node
+//! drops the entries and answers
 //! on [`ACK_CHANNEL`] with `origin:nonce:acker`. The writer answers its client only once every
 //! live peer has acknowledged, so a response to a write means that no node serves the old
 //! state any more: a revoked token, a revoked session or a deactivated user is refused by every
@@ -68,7 +69,7 @@ pub struct Peers {
     nonce: AtomicU64,
 }
 
-/// One awaited notification (registered before its transaction commits, so that no
+/// One awaited notification (registered before it is sent, so that no
 /// acknowledgement can arrive unseen). Dropping it forgets the waiter.
 pub struct Ticket {
     peers: Arc<Peers>,
