@@ -2,9 +2,10 @@
 //!
 //! Every write that invalidates cached entries NOTIFYs them on [`CHANNEL`](super::write::CHANNEL)
 //! right after its commit (batched, see `notifier`), tagged `node:nonce`. Every other node
-//! drops the entries and answers on [`ACK_CHANNEL`] with `origin:nonce:acker`. The writer answers its client only once every
-//! live peer has acknowledged, so a response to a write means that no node serves the old
-//! state any more: a revoked token, a revoked session or a deactivated user is refused by every
+//! drops the entries and answers on [`ACK_CHANNEL`] with `origin:nonce:acker`. The writer
+//! answers its client only once every live peer has acknowledged, so a response to a write
+//! means that no node serves the old state any more: a revoked token, a revoked session or a
+//! deactivated user is refused by every
 //! node on the very next request, not "soon".
 //!
 //! Who is a peer: a node LISTENs on a connection whose `application_name` is
