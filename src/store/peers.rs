@@ -5,8 +5,7 @@
 //! drops the entries and answers on [`ACK_CHANNEL`] with `origin:nonce:acker`. The writer
 //! answers its client only once every live peer has acknowledged, so a response to a write
 //! means that no node serves the old state any more: a revoked token, a revoked session or a
-//! deactivated user is refused by every
-//! node on the very next request, not "soon".
+//! deactivated user is refused by every node on the very next request, not "soon".
 //!
 //! Who is a peer: a node LISTENs on a connection whose `application_name` is
 //! [`APP_NAME_PREFIX`]`<node id>`, so `pg_stat_activity` lists exactly the nodes that receive
