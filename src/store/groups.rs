@@ -173,22 +173,10 @@ impl TenantStore {
             .bind(id)
             .fetch_all(&mut *w.tx)
             .await?;
-            let mut old = Vec::with_capacity(gone.len());
-            let mut nested = false;
-            for r in &gone {
-                let m = rows::member(r)?;
-                nested |= m.member_type == MemberType::Group;
-                old.push(m.member_id);
-            }
+            let old = members_removed(&mut w, &gone)?;
             let before: HashSet<&str> = old.iter().map(String::as_str).collect();
             let after: HashSet<&str> = all.iter().map(|m| m.id.as_str()).collect();
             changed |= before != after;
-            if nested {
-                // A removed group's members lose indirect memberships too.
-                w.invalidate(Invalidate::AllMemberships);
-            } else {
-                w.invalidate(Invalidate::Memberships(old.clone()));
-            }
             let now_in = insert_members(&mut w, id, all).await?;
             let now_set: HashSet<&str> = now_in.iter().map(String::as_str).collect();
             added.extend(
@@ -670,22 +658,28 @@ async fn delete_members(
             q = q.bind(id.clone());
         }
         let removed = q.fetch_all(&mut *w.tx).await?;
-        let mut users = Vec::with_capacity(removed.len());
-        let mut nested = false;
-        for r in &removed {
-            let m = rows::member(r)?;
-            nested |= m.member_type == MemberType::Group;
-            users.push(m.member_id);
-        }
-        deleted.extend(users.iter().cloned());
-        if nested {
-            // A removed group's members lose indirect memberships too.
-            w.invalidate(Invalidate::AllMemberships);
-        } else if !users.is_empty() {
-            w.invalidate(Invalidate::Memberships(users));
-        }
+        deleted.extend(members_removed(w, &removed)?);
     }
     Ok(deleted)
+}
+
+/// The member ids of deleted `group_members` rows (`member_id, member_type`), with their
+/// cached memberships invalidated: the members' own, or every one when a group was among them
+/// (its members lose indirect memberships too).
+fn members_removed(w: &mut WriteTx, gone: &[sqlx::any::AnyRow]) -> StoreResult<Vec<String>> {
+    let mut ids = Vec::with_capacity(gone.len());
+    let mut nested = false;
+    for r in gone {
+        let m = rows::member(r)?;
+        nested |= m.member_type == MemberType::Group;
+        ids.push(m.member_id);
+    }
+    if nested {
+        w.invalidate(Invalidate::AllMemberships);
+    } else if !ids.is_empty() {
+        w.invalidate(Invalidate::Memberships(ids.clone()));
+    }
+    Ok(ids)
 }
 
 /// Bumps a group's version (its membership changed) and returns the group.
