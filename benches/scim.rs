@@ -298,6 +298,49 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
     let bulk_import = t.elapsed().as_secs_f64();
     eprintln!("[{label}] imported");
     out.push(format!("{label}: import 100,000 users: /Bulk {bulk_import:.1} s vs raw batched insert {raw_import:.1} s = {:.2}x (target <= 2.5x and < 25 s), failed operations {bulk_errors}", bulk_import / raw_import));
+    // The same users (other names) through `idhub import users` into a tenant of their own:
+    // the file written first, the command timed from start to exit.
+    let file = dir.path().join("export.ndjson");
+    let mut export = String::with_capacity(USERS * 320);
+    for i in 0..USERS {
+        export.push_str(&user_doc(i, "cmd").to_string());
+        export.push('\n');
+    }
+    std::fs::write(&file, export).expect("write the export");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_idhub"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("IDHUB_DATABASE_URL", &db_url)
+            .output()
+            .expect("run idhub")
+    };
+    let made = cli(&[
+        "tenant",
+        "create",
+        "--slug",
+        "imported",
+        "--display-name",
+        "Imported",
+    ]);
+    assert!(made.status.success(), "tenant create failed");
+    let t = Instant::now();
+    let done = cli(&[
+        "import",
+        "users",
+        "--tenant",
+        "imported",
+        &file.to_string_lossy(),
+    ]);
+    let cmd_import = t.elapsed().as_secs_f64();
+    let summary = String::from_utf8_lossy(&done.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    let cmd_ok = done.status.success();
+    eprintln!("[{label}] imported with the command: {summary}");
+    out.push(format!("{label}: import 100,000 users: `idhub import users` {cmd_import:.1} s vs raw batched insert {raw_import:.1} s = {:.2}x (target <= 2.5x and < 25 s), all created: {cmd_ok}", cmd_import / raw_import));
 
     let ids = Arc::new(raw.user_ids(&tenant).await);
     let names: Arc<Vec<String>> = Arc::new(

@@ -503,12 +503,7 @@ impl<E: Endpoint> ScimLayerEndpoint<E> {
                 (u, g)
             }
         };
-        let profile = match tenant.settings.scim_profile {
-            crate::model::ScimProfile::Strict => scim::Profile::Strict,
-            crate::model::ScimProfile::Entra => scim::Profile::Entra,
-            crate::model::ScimProfile::Okta => scim::Profile::Okta,
-            crate::model::ScimProfile::Lenient => scim::Profile::Lenient,
-        };
+        let profile = provisioning::profile_of(tenant.settings.scim_profile);
         Ok(ScimCtx {
             admin: false,
             store: ts,

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod discovery;
 pub mod errors;
 pub mod groups;
+pub mod import;
 pub mod query;
 pub mod users;
 
@@ -33,6 +34,41 @@ pub struct ScimCtx {
     /// The REST administration API acting through this layer: operators' own records are
     /// visible (SCIM clients never see them).
     pub admin: bool,
+}
+
+impl ScimCtx {
+    /// The context for acting on a tenant outside a SCIM request (the `import` command): its
+    /// schemas (core plus registered extensions), compatibility profile and settings.
+    pub async fn for_tenant(
+        store: &crate::store::Store,
+        tenant: &crate::model::Tenant,
+        actor: Actor,
+        base: String,
+    ) -> Result<Self, crate::store::StoreError> {
+        let ts = store.tenant(tenant.id.clone());
+        let extensions = ts.scim_schemas_cached().await?;
+        let (users, groups) = tenant_schemas(&extensions);
+        Ok(Self {
+            store: ts,
+            profile: profile_of(tenant.settings.scim_profile),
+            soft_delete: tenant.settings.soft_delete,
+            users: Arc::new(users),
+            groups: Arc::new(groups),
+            actor,
+            base,
+            admin: false,
+        })
+    }
+}
+
+/// The SCIM layer's profile for a tenant's setting.
+pub fn profile_of(p: crate::model::ScimProfile) -> Profile {
+    match p {
+        crate::model::ScimProfile::Strict => Profile::Strict,
+        crate::model::ScimProfile::Entra => Profile::Entra,
+        crate::model::ScimProfile::Okta => Profile::Okta,
+        crate::model::ScimProfile::Lenient => Profile::Lenient,
+    }
 }
 
 /// Builds the tenant's resource schemas: the core ones plus its registered extensions.

@@ -184,6 +184,13 @@ pub async fn create(ctx: &ScimCtx, input: &Value, proj: &Projection) -> Result<R
     Ok(reply(ctx, 201, &user, body))
 }
 
+/// A POST /Users body validated against the tenant's schemas and profile, as the row to
+/// store (the password hashed).
+pub async fn prepare_new(ctx: &ScimCtx, input: &Value) -> Result<NewUser, ScimError> {
+    let v = resource::validate(&ctx.users, input, Mode::Create, ctx.profile, None)?;
+    new_user(v.doc, v.password).await
+}
+
 /// Many POST /Users at once (Bulk imports): each input is validated and created on its own
 /// terms, in one transaction. Replies carry status, Location and ETag, not the body.
 pub async fn create_many(ctx: &ScimCtx, inputs: &[&Value]) -> Vec<Result<Reply, ScimError>> {
@@ -191,12 +198,7 @@ pub async fn create_many(ctx: &ScimCtx, inputs: &[&Value]) -> Vec<Result<Reply, 
     let mut batch = Vec::new();
     let mut slots = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
-        let prepared = match resource::validate(&ctx.users, input, Mode::Create, ctx.profile, None)
-        {
-            Ok(v) => new_user(v.doc, v.password).await,
-            Err(e) => Err(e),
-        };
-        match prepared {
+        match prepare_new(ctx, input).await {
             Ok(u) => {
                 batch.push(u);
                 slots.push(i);

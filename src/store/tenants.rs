@@ -181,7 +181,8 @@ impl Store {
     }
 
     /// Deletes a tenant and everything in it (users, groups, tokens, sessions, audit trail,
-    /// change log, webhooks: every table cascades). The deletion is audited in `audit_in`
+    /// change log, webhooks: the tables cascade, the log tables are emptied for it here).
+    /// The deletion is audited in `audit_in`
     /// (the operator's tenant), since the tenant's own trail goes with it.
     pub async fn delete_tenant(
         &self,
@@ -198,6 +199,17 @@ impl Store {
         let Some(slug) = slug else {
             return Err(StoreError::NotFound);
         };
+        // The log tables carry no foreign key to tenants on PostgreSQL (migration
+        // 20261201000010): their rows go here, with the tenant.
+        for sql in [
+            "DELETE FROM change_log WHERE tenant_id = $1",
+            "DELETE FROM audit_events WHERE tenant_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id.as_str())
+                .execute(&mut *w.tx)
+                .await?;
+        }
         w.audit(
             "tenant.delete",
             "Tenant",

@@ -194,6 +194,9 @@ impl TenantStore {
         actor: &Actor,
         batch: Vec<NewUser>,
     ) -> StoreResult<Vec<StoreResult<User>>> {
+        if self.store.backend() == dialect::Backend::Postgres {
+            return self.create_users_pg(actor, batch).await;
+        }
         const ROWS: usize = 200;
         let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
         let mut out: Vec<StoreResult<User>> = Vec::with_capacity(batch.len());
@@ -267,6 +270,157 @@ impl TenantStore {
         }
         w.commit().await?;
         Ok(out)
+    }
+
+    /// PostgreSQL's Bulk import: each chunk of users, their change-log entries and their audit
+    /// records as ONE statement (data-modifying CTEs over `json_to_recordset`), so the
+    /// statement text is the same for every chunk (prepared once per connection) and the
+    /// database runs one plan per chunk instead of parsing thousands of placeholders in three
+    /// statements. The log rows are written from what the insert returns, so a user refused
+    /// for a taken userName logs nothing. Soft-deleted holders of a name are purged only when
+    /// a name was refused, and those users retried once (as in `create_user`).
+    async fn create_users_pg(
+        &self,
+        actor: &Actor,
+        batch: Vec<NewUser>,
+    ) -> StoreResult<Vec<StoreResult<User>>> {
+        const ROWS: usize = 1000;
+        const SQL: &str = "WITH x AS (SELECT * FROM json_to_recordset($3::json) AS x(i int, id text, aid text, user_name text, user_name_norm text, external_id text, display_name text, email text, active bigint, attributes json)), \
+             u AS (INSERT INTO users (id, tenant_id, user_name, user_name_norm, external_id, display_name, email, active, attributes, version, created_at, updated_at) \
+                   SELECT id, $1, user_name, user_name_norm, external_id, display_name, email, active, attributes::text, 1, $2, $2 FROM x ORDER BY i \
+                   ON CONFLICT (tenant_id, user_name_norm) DO NOTHING RETURNING id), \
+             n AS (SELECT x.i, x.id, x.aid FROM x JOIN u ON u.id = x.id), \
+             c AS (INSERT INTO change_log (tenant_id, seq, occurred_at, resource_type, resource_id, operation, resource_version) \
+                   SELECT $1, nextval('change_log_seq'), $2, 'User', id, 'create', 1 FROM (SELECT id FROM n ORDER BY i) o), \
+             a AS (INSERT INTO audit_events (id, tenant_id, occurred_at, actor_type, actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, details) \
+                   SELECT aid, $1, $2, $4, $5, 'user.create', 'User', id, 'success', $6, $7, $8, '{}' FROM n) \
+             SELECT i FROM n";
+        const PURGE: &str = "DELETE FROM users WHERE tenant_id = $1 AND deleted_at IS NOT NULL AND user_name_norm IN (SELECT json_array_elements_text($2::json)) RETURNING user_name_norm";
+        let mut w = WriteTx::begin(&self.store, &self.tenant_id, actor).await?;
+        let now = w.now;
+        let ids: Vec<String> = batch.iter().map(|_| new_id()).collect();
+        let norms: Vec<String> = batch.iter().map(|n| normalise(&n.user_name)).collect();
+        let mut created = vec![false; batch.len()];
+        /// One user as `json_to_recordset` reads it.
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            i: usize,
+            id: &'a str,
+            aid: String,
+            user_name: &'a str,
+            user_name_norm: &'a str,
+            external_id: Option<&'a str>,
+            display_name: Option<&'a str>,
+            email: Option<String>,
+            active: i64,
+            attributes: &'a serde_json::Value,
+        }
+        let empty = serde_json::json!({});
+        let rows = |which: &mut dyn Iterator<Item = usize>| -> StoreResult<String> {
+            let rows: Vec<Row<'_>> = which
+                .map(|i| {
+                    let n = &batch[i];
+                    Row {
+                        i,
+                        id: &ids[i],
+                        aid: new_id(),
+                        user_name: &n.user_name,
+                        user_name_norm: &norms[i],
+                        external_id: n.external_id.as_deref(),
+                        display_name: n.display_name.as_deref(),
+                        email: n.email.as_deref().map(str::to_lowercase),
+                        active: i64::from(n.active),
+                        attributes: if n.attributes.is_null() {
+                            &empty
+                        } else {
+                            &n.attributes
+                        },
+                    }
+                })
+                .collect();
+            serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))
+        };
+        let tid = w.tid();
+        let insert = |rows: String| {
+            sqlx::query_scalar::<_, i32>(SQL)
+                .bind(tid.clone())
+                .bind(now)
+                .bind(rows)
+                .bind(actor.actor_type.clone())
+                .bind(actor.actor_id.clone())
+                .bind(actor.ip.clone())
+                .bind(actor.user_agent.clone())
+                .bind(actor.request_id.clone())
+        };
+        let all: Vec<usize> = (0..batch.len()).collect();
+        for chunk in all.chunks(ROWS) {
+            let q = insert(rows(&mut chunk.iter().copied())?);
+            for i in q.fetch_all(&mut *w.tx).await? {
+                if let Some(c) = usize::try_from(i).ok().and_then(|i| created.get_mut(i)) {
+                    *c = true;
+                }
+            }
+            let refused: Vec<usize> = chunk.iter().copied().filter(|&i| !created[i]).collect();
+            if refused.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = refused.iter().map(|&i| norms[i].as_str()).collect();
+            let gone: std::collections::HashSet<String> = sqlx::query_scalar::<_, String>(PURGE)
+                .bind(tid.clone())
+                .bind(serde_json::Value::from(names).to_string())
+                .fetch_all(&mut *w.tx)
+                .await?
+                .into_iter()
+                .collect();
+            let mut retry = refused
+                .iter()
+                .copied()
+                .filter(|&i| gone.contains(&norms[i]))
+                .peekable();
+            if retry.peek().is_none() {
+                continue;
+            }
+            for i in insert(rows(&mut retry)?).fetch_all(&mut *w.tx).await? {
+                if let Some(c) = usize::try_from(i).ok().and_then(|i| created.get_mut(i)) {
+                    *c = true;
+                }
+            }
+        }
+        for (i, new) in batch.iter().enumerate() {
+            if let (true, Some(hash)) = (created[i], &new.password_hash) {
+                store_password(&mut w, &ids[i], hash).await?;
+            }
+        }
+        // The log rows are in the statements above; new ids: nothing cached to invalidate.
+        w.commit().await?;
+        Ok(batch
+            .into_iter()
+            .zip(ids)
+            .zip(created)
+            .map(|((new, id), created)| {
+                if !created {
+                    return Err(StoreError::Conflict {
+                        constraint: "users_user_name_key",
+                    });
+                }
+                Ok(User {
+                    id,
+                    email: new.email.as_deref().map(str::to_lowercase),
+                    user_name: new.user_name,
+                    external_id: new.external_id,
+                    display_name: new.display_name,
+                    active: new.active,
+                    attributes: if new.attributes.is_null() {
+                        serde_json::json!({})
+                    } else {
+                        new.attributes
+                    },
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                })
+            })
+            .collect())
     }
 
     /// Replaces a user's stored fields. With `if_version`, refuses (`VersionMismatch`) when

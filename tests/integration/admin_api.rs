@@ -800,6 +800,21 @@ async fn deleting_a_tenant_needs_confirmation_and_removes_everything(b: Backend)
     let scim = app.scim_for_new_tenant("gone").await;
     let u = scim.create_user("doomed", json!({})).await;
     assert_eq!(scim.get(&format!("/Users/{u}")).await.status, 200);
+    let gone = app.store.tenant_by_slug("gone").await.unwrap().unwrap().id;
+    let logs = |id: idhub::model::TenantId| {
+        let ts = app.store.tenant(id);
+        async move {
+            let changes = ts.changes_after(0, 100).await.unwrap().len();
+            let audit = ts
+                .list_audit(idhub::model::PageRequest::default())
+                .await
+                .unwrap()
+                .total;
+            (changes, audit)
+        }
+    };
+    let (changes, audit) = logs(gone.clone()).await;
+    assert!(changes >= 1 && audit >= 1, "{changes} {audit}");
 
     let del = |path: &str| {
         app.client
@@ -846,6 +861,11 @@ async fn deleting_a_tenant_needs_confirmation_and_removes_everything(b: Backend)
     // Its SCIM token no longer works (even though it was cached), its data is gone, and the
     // deletion is in the operator's audit trail.
     assert_eq!(scim.get(&format!("/Users/{u}")).await.status, 401);
+    assert_eq!(
+        logs(gone).await,
+        (0, 0),
+        "its change log and audit trail are gone"
+    );
     let audit: Value = get(&app, &op.access, "/api/v1/audit?action=tenant.delete")
         .await
         .json()

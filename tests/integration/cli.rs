@@ -20,6 +20,17 @@ pub(crate) fn idhub(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) 
     cmd.output().unwrap()
 }
 
+/// Runs the binary: its exit code, standard output and standard error.
+fn run_cli(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let o = idhub(dir, env, args);
+    let (out, err) = text(&o);
+    (o.status.code(), out, err)
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -324,7 +335,127 @@ fn base64_basic(user: &str, pw: &str) -> String {
 backend_tests!(
     operator_manages_tenants_admins_and_scim_tokens,
     operator_manages_sso_connections_and_sp_keys,
+    operator_imports_a_directory_export,
 );
+
+/// `idhub import users`: every record is created as POST /Users would create it, or reported
+/// with its record number; the chunks are written (and logged) for real, and a re-run creates
+/// nothing twice.
+async fn operator_imports_a_directory_export(b: Backend) {
+    let db = TestDb::new(&b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("IDHUB_DATABASE_URL", db.url.as_str())];
+    let run = |args: &[&str]| run_cli(dir.path(), &env, args);
+    let (code, _, err) = run(&[
+        "tenant",
+        "create",
+        "--slug",
+        "acme",
+        "--display-name",
+        "Acme",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // One user already there, as a ListResponse with one resource.
+    let first = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 1, "Resources": [{"schemas": [USER_SCHEMA], "userName": "taken@example.com"}]});
+    std::fs::write(dir.path().join("first.json"), first.to_string()).unwrap();
+    let (code, out, err) = run(&["import", "users", "--tenant", "acme", "first.json"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(
+        out.contains("imported 1 of 1 users into tenant acme"),
+        "{out}"
+    );
+
+    // 2,500 good records (three chunks) and four bad ones, one resource per line.
+    let mut lines: Vec<String> = (0..2500)
+        .map(|i| {
+            serde_json::json!({"schemas": [USER_SCHEMA], "userName": format!("imp{i:04}@example.com"),
+                "externalId": format!("ext-{i}"), "name": {"familyName": format!("Family{i}")},
+                "emails": [{"value": format!("imp{i:04}@example.com"), "type": "work", "primary": true}]})
+            .to_string()
+        })
+        .collect();
+    lines.insert(
+        10,
+        r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": 5}"#.into(),
+    );
+    lines.insert(1200, r#"{"userName": "#.into());
+    lines.insert(
+        2000,
+        serde_json::json!({"schemas": [USER_SCHEMA], "userName": "TAKEN@example.com"}).to_string(),
+    );
+    lines.push(
+        serde_json::json!({"schemas": [USER_SCHEMA], "userName": "IMP0007@example.com"})
+            .to_string(),
+    );
+    std::fs::write(dir.path().join("export.ndjson"), lines.join("\n")).unwrap();
+    let (code, out, err) = run(&["import", "users", "--tenant", "acme", "export.ndjson"]);
+    assert_eq!(code, Some(1), "{out} {err}");
+    for line in [
+        "imported 2500 of 2504 users into tenant acme",
+        "record 11: not created (400",
+        "record 1201: not created (400 invalidSyntax): malformed JSON",
+        "record 2001: not created (409 uniqueness)",
+        "record 2504: not created (409 uniqueness)",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(err.contains("4 records were not created"), "{err}");
+
+    let store = open(&db).await;
+    let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
+    let ts = store.tenant(acme.id);
+    let all = ts
+        .list_users(idhub::model::PageRequest::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(all.total, 2501);
+    let u = ts
+        .find_user_by_user_name("imp1234@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.external_id.as_deref(), Some("ext-1234"));
+    assert_eq!(u.email.as_deref(), Some("imp1234@example.com"));
+    assert_eq!(u.attributes["name"]["familyName"], "Family1234");
+    assert_eq!(u.version, 1);
+    // One change-log entry and one audit record (by the CLI) per created user.
+    let creates = ts
+        .changes_after(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.resource_type == "User" && c.operation == "create")
+        .count();
+    assert_eq!(creates, 2501);
+    let audit = ts
+        .query_audit(
+            &idhub::store::AuditQuery {
+                action: Some("user.create".into()),
+                target_id: Some(u.id.clone()),
+                ..Default::default()
+            },
+            idhub::model::PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.total, 1);
+    assert_eq!(audit.items[0].actor_type, "cli");
+    store.close().await;
+
+    // Again: nothing is created twice.
+    let (code, out, _) = run(&["import", "users", "--tenant", "acme", "export.ndjson"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("imported 0 of 2504 users"), "{out}");
+    let (code, _, err) = run(&["import", "users", "--tenant", "nope", "export.ndjson"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no tenant with slug"), "{err}");
+    let (code, _, err) = run(&["import", "users", "--tenant", "acme", "missing.json"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot read missing.json"), "{err}");
+}
+
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
 async fn operator_manages_sso_connections_and_sp_keys(b: Backend) {
     let db = TestDb::new(&b).await;
@@ -333,11 +464,7 @@ async fn operator_manages_sso_connections_and_sp_keys(b: Backend) {
         ("IDHUB_DATABASE_URL", db.url.as_str()),
         ("IDHUB_PUBLIC_URL", "https://idhub.example"),
     ];
-    let run = |args: &[&str]| {
-        let o = idhub(dir.path(), &env, args);
-        let (out, err) = text(&o);
-        (o.status.code(), out, err)
-    };
+    let run = |args: &[&str]| run_cli(dir.path(), &env, args);
     let idp = saml::testidp::TestIdp::new("https://idp.cli.example");
     let md = dir.path().join("idp.xml");
     std::fs::write(&md, idp.metadata_xml("https://idp.cli.example/sso", None)).unwrap();
@@ -413,11 +540,7 @@ async fn operator_manages_tenants_admins_and_scim_tokens(b: Backend) {
     let db = TestDb::new(&b).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [("IDHUB_DATABASE_URL", db.url.as_str())];
-    let run = |args: &[&str]| {
-        let o = idhub(dir.path(), &env, args);
-        let (out, err) = text(&o);
-        (o.status.code(), out, err)
-    };
+    let run = |args: &[&str]| run_cli(dir.path(), &env, args);
     let (code, out, _) = run(&["migrate"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("migrations applied"));

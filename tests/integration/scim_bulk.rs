@@ -16,6 +16,7 @@ backend_tests!(
     bulk_put_patch_delete_on_existing_resources,
     unknown_bulk_id_reference_fails_with_409,
     import_batches_keep_per_operation_outcomes,
+    import_batches_reuse_the_names_of_soft_deleted_users,
 );
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -645,5 +646,36 @@ async fn import_batches_keep_per_operation_outcomes(b: Backend) {
         .filter(|c| c.resource_type == "User" && c.operation == "create")
         .count();
     assert_eq!(user_creates, 301);
+    app.stop().await;
+}
+
+/// A batch of creations gives way to soft-deleted holders of its userNames, as a single POST
+/// does; live holders still refuse them.
+async fn import_batches_reuse_the_names_of_soft_deleted_users(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let scim = app.scim_for_new_tenant(TENANT).await;
+    app.set_scim_settings(TENANT, idhub::model::ScimProfile::Lenient, true)
+        .await;
+    let old = scim.create_user("left@example.com", json!({})).await;
+    scim.create_user("live@example.com", json!({})).await;
+    assert_eq!(scim.delete(&format!("/Users/{old}")).await.status, 204);
+    let ops = json!([
+        post_user("a", "new@example.com"),
+        post_user("b", "LEFT@example.com"),
+        post_user("c", "live@example.com"),
+        post_user("d", "left@example.com"),
+    ]);
+    let r = scim.post("/Bulk", &bulk(ops)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ops = results(&r);
+    assert_eq!(statuses(&ops), ["201", "201", "409", "409"], "{}", r.body);
+    let id = id_of(&ops[1]);
+    assert_ne!(id, old);
+    let got = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["userName"], "LEFT@example.com");
+    assert_eq!(scim.get(&format!("/Users/{old}")).await.status, 404);
+    let names = user_names(&scim).await;
+    assert_eq!(names.len(), 3, "{names:?}");
     app.stop().await;
 }
