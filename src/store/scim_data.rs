@@ -75,8 +75,9 @@ impl TenantStore {
         // connection's thread, which costs more than the subquery). PostgreSQL keeps the
         // separate, cached reads: folded in (even as the one-join form), the filter ran at
         // half its rate in the benchmark (47-51% of the uniform GET against 59-80% with
-        // separate reads, BENCHMARKS.md), and in the multi-tenant mix, where they are mostly
-        // cache hits, they cost its CPU less.
+        // separate reads, BENCHMARKS.md; again 60% against 73-75% in the seventh session),
+        // and in the multi-tenant mix, where they are mostly cache hits, they cost its CPU
+        // less.
         let fold = s.with_groups && self.store.backend() == Backend::Sqlite;
         let epoch = self.caches().memberships.epoch();
         // After the epoch, as in `get_user_with_memberships`.
@@ -130,10 +131,6 @@ impl TenantStore {
         };
         let mut compiler = Compiler::new(backend, table, 2);
         let mut cond = String::from("r.tenant_id = $1 AND r.deleted_at IS NULL");
-        if table == Table::Users {
-            // Operators are not visible to provisioning (see provisioning::users).
-            cond.push_str(" AND NOT EXISTS (SELECT 1 FROM user_roles sr WHERE sr.user_id = r.id AND sr.role = 'superadmin')");
-        }
         if let Some(f) = s.filter {
             let c = Compiler::new(backend, table, 2)
                 .compile(f)
@@ -142,6 +139,18 @@ impl TenantStore {
             cond.push_str(&c.sql);
             for b in c.binds {
                 compiler.bind(b);
+            }
+        }
+        if table == Table::Users {
+            // Operators are not visible to provisioning (see provisioning::users): their ids
+            // (the tenant's cached set, usually one or none) are left out by value, which
+            // costs the database a comparison per row instead of a probe of user_roles per
+            // row (a fifth of the `userName eq` statement's cost in `pgbench`).
+            let mut operators: Vec<String> = self.operator_ids().await?.iter().cloned().collect();
+            operators.sort_unstable();
+            for id in operators {
+                let p = compiler.bind(Bind::Text(id));
+                cond.push_str(&format!(" AND r.id <> {p}"));
             }
         }
         let count_binds = compiler_binds(&compiler);
