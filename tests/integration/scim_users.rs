@@ -13,6 +13,7 @@ backend_tests!(
     password_is_hashed_and_never_returned,
     user_name_is_unique_case_insensitively,
     invalid_input_is_rejected_and_nothing_stored,
+    nul_characters_are_invalid_values_not_server_errors,
     read_only_and_group_input_is_ignored,
     put_replaces_the_whole_user,
     patch_path_forms,
@@ -1345,5 +1346,60 @@ async fn users_created_outside_scim_are_served_complete(b: Backend) {
         "{}",
         f.body
     );
+    app.stop().await;
+}
+
+/// JSON can carry `\u0000`; PostgreSQL text cannot store it. Every write path answers 400
+/// `invalidValue` (on both backends alike) and stores nothing; in a Bulk run only that
+/// operation fails.
+async fn nul_characters_are_invalid_values_not_server_errors(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let scim = app.scim_for_new_tenant(TENANT).await;
+    let id = scim.create_user("clean", json!({})).await;
+    for doc in [
+        json!({"schemas": [USER], "userName": "nul\u{0}name"}),
+        json!({"schemas": [USER], "userName": "ok-name", "externalId": "e\u{0}"}),
+        json!({"schemas": [USER], "userName": "ok-name", "name": {"givenName": "\u{0}"}}),
+        json!({"schemas": [USER], "userName": "ok-name", "emails": [{"value": "a\u{0}@example.com"}]}),
+    ] {
+        assert_error(&scim.post("/Users", &doc).await, 400, Some("invalidValue"));
+        assert_error(
+            &scim.put(&format!("/Users/{id}"), &doc).await,
+            400,
+            Some("invalidValue"),
+        );
+    }
+    let r = scim
+        .patch(
+            &format!("/Users/{id}"),
+            &patch_body(json!([{"op": "replace", "path": "title", "value": "t\u{0}"}])),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalidValue"));
+    assert_eq!(user_total(&scim).await, 1);
+    let got = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(got.body["userName"], "clean");
+    assert!(got.body.get("title").is_none(), "{}", got.body);
+
+    let ops = json!([
+        {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"schemas": [USER], "userName": "bulk-a"}},
+        {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"schemas": [USER], "userName": "bulk\u{0}b"}},
+        {"method": "POST", "path": "/Users", "bulkId": "c", "data": {"schemas": [USER], "userName": "bulk-c"}},
+    ]);
+    let r = scim
+        .post(
+            "/Bulk",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let statuses: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["201", "400", "201"], "{}", r.body);
+    assert_eq!(user_total(&scim).await, 3);
     app.stop().await;
 }

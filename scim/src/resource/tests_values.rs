@@ -240,6 +240,20 @@ fn limits() {
     );
     // 8192 multi-byte characters are fine.
     assert!(user(json!({"userName": "é".repeat(MAX_STRING_CHARS)}), LENIENT).is_ok());
+    // U+0000 anywhere in a string value (PostgreSQL text cannot hold it).
+    err(
+        user(json!({"userName": "a\u{0}b"}), LENIENT),
+        ScimType::InvalidValue,
+        "userName: contains U+0000",
+    );
+    err(
+        user(
+            json!({"userName": "a", "addresses": [{"locality": "x\u{0}"}]}),
+            LENIENT,
+        ),
+        ScimType::InvalidValue,
+        "addresses[0].locality: contains U+0000",
+    );
 
     let many: Vec<Value> = (0..=MAX_MULTI_VALUES)
         .map(|i| json!({"value": format!("r{i}")}))

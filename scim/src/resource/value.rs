@@ -282,13 +282,19 @@ pub(super) fn base64(s: &str, strict: bool) -> bool {
     }
 }
 
-/// No string value over [`MAX_STRING_CHARS`] characters.
+/// No string value over [`MAX_STRING_CHARS`] characters, and none holding U+0000: JSON
+/// allows `\u0000`, but PostgreSQL text cannot store it (the write would fail as a server
+/// error, and in a Bulk run or an import take every user of the batch with it), so both
+/// backends refuse it here as the invalid value it is.
 pub(super) fn check_len(path: &str, s: &str) -> Result<(), ScimError> {
     if s.len() > MAX_STRING_CHARS && s.chars().count() > MAX_STRING_CHARS {
         return Err(invalid(
             path,
             &format!("longer than {MAX_STRING_CHARS} characters"),
         ));
+    }
+    if s.contains('\0') {
+        return Err(invalid(path, "contains U+0000 (NUL)"));
     }
     Ok(())
 }
