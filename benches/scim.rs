@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{POOL, load, profile, rss_mib, start_server};
+use common::{CpuCost, POOL, load, profile, rss_mib, start_server};
 
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
@@ -343,6 +343,8 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
     out.push(format!("{label}: import 100,000 users: `idhub import users` {cmd_import:.1} s vs raw batched insert {raw_import:.1} s = {:.2}x (target <= 2.5x and < 25 s), all created: {cmd_ok}", cmd_import / raw_import));
 
     let ids = Arc::new(raw.user_ids(&tenant).await);
+    let pg_db = drop_db.as_ref().map(|(_, name)| name.clone());
+    let cost = || CpuCost::start(server.child.id(), pg_db.as_deref());
     let names: Arc<Vec<String>> = Arc::new(
         (0..USERS)
             .map(|i| format!("benchuser{i:06}@example.com"))
@@ -374,6 +376,7 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         let base = base.clone();
         load(READ_CONCURRENCY, move |_| get(format!("{base}/health"))).await
     };
+    let raw_lookup_cost = cost();
     let raw_lookup = {
         let raw = raw.clone();
         let ids = ids.clone();
@@ -386,6 +389,8 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         })
         .await
     };
+    let raw_lookup_cpu = raw_lookup_cost.per_request(&raw_lookup);
+    let hot_cost = cost();
     let hot = {
         let _perf = profile(server.child.id(), &format!("{label}-hot"));
         let get = get.clone();
@@ -396,6 +401,8 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         })
         .await
     };
+    let hot_cpu = hot_cost.per_request(&hot);
+    let uniform_cost = cost();
     let uniform = {
         let _perf = profile(server.child.id(), &format!("{label}-uniform"));
         let get = get.clone();
@@ -409,6 +416,8 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         })
         .await
     };
+    let uniform_cpu = uniform_cost.per_request(&uniform);
+    let filter_cost = cost();
     let filter = {
         let _perf = profile(server.child.id(), &format!("{label}-filter"));
         let get = get.clone();
@@ -422,18 +431,20 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         })
         .await
     };
+    let filter_cpu = filter_cost.per_request(&filter);
     out.push(format!(
         "{label}: GET /health @64 (HTTP floor)            {floor64}"
     ));
     out.push(format!(
-        "{label}: raw sqlx indexed lookup @64             {raw_lookup}"
+        "{label}: raw sqlx indexed lookup @64             {raw_lookup}; {raw_lookup_cpu}"
     ));
-    out.push(format!("{label}: GET /Users/{{id}} hot set @64            {hot}  = {:.0}% of floor (target >= 50%)", 100.0 * hot.per_sec / floor64.per_sec));
+    out.push(format!("{label}: GET /Users/{{id}} hot set @64            {hot}  = {:.0}% of floor (target >= 50%); {hot_cpu}", 100.0 * hot.per_sec / floor64.per_sec));
     let target = if b == Backend::Sqlite { 60 } else { 50 };
-    out.push(format!("{label}: GET /Users/{{id}} uniform @64            {uniform}  = {:.0}% of raw lookup (target >= {target}%)", 100.0 * uniform.per_sec / raw_lookup.per_sec));
-    out.push(format!("{label}: filter userName eq @64                  {filter}  = {:.0}% of uniform GET (target >= 85%)", 100.0 * filter.per_sec / uniform.per_sec));
+    out.push(format!("{label}: GET /Users/{{id}} uniform @64            {uniform}  = {:.0}% of raw lookup (target >= {target}%); {uniform_cpu}", 100.0 * uniform.per_sec / raw_lookup.per_sec));
+    out.push(format!("{label}: filter userName eq @64                  {filter}  = {:.0}% of uniform GET (target >= 85%); {filter_cpu}", 100.0 * filter.per_sec / uniform.per_sec));
 
     // Writes at 32.
+    let raw_insert_cost = cost();
     let raw_insert = {
         let raw = raw.clone();
         load(WRITE_CONCURRENCY, move |i| {
@@ -442,6 +453,8 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         })
         .await
     };
+    let raw_insert_cpu = raw_insert_cost.per_request(&raw_insert);
+    let post_cost = cost();
     let post = {
         let _perf = profile(server.child.id(), &format!("{label}-post"));
         let http = http.clone();
@@ -464,11 +477,12 @@ async fn run(b: Backend, pg_server: Option<&str>) -> Vec<String> {
         })
         .await
     };
+    let post_cpu = post_cost.per_request(&post);
     let target = if b == Backend::Sqlite { 40 } else { 50 };
     out.push(format!(
-        "{label}: raw sqlx single-row insert @32          {raw_insert}"
+        "{label}: raw sqlx single-row insert @32          {raw_insert}; {raw_insert_cpu}"
     ));
-    out.push(format!("{label}: POST /Users @32                         {post}  = {:.0}% of raw insert (target >= {target}%)", 100.0 * post.per_sec / raw_insert.per_sec));
+    out.push(format!("{label}: POST /Users @32                         {post}  = {:.0}% of raw insert (target >= {target}%); {post_cpu}", 100.0 * post.per_sec / raw_insert.per_sec));
 
     // A 100,000-member group, then one PATCH adding 1,000 more.
     let group: Value = http

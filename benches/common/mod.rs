@@ -379,3 +379,53 @@ impl Drop for Profile {
         }
     }
 }
+
+/// CPU spent per request during one load phase, by the server process, PostgreSQL's backends
+/// for the bench database, and the load generator (this process): a figure the machine's
+/// speed of the hour moves far less than a rate does.
+pub struct CpuCost {
+    server: u32,
+    db: Option<String>,
+    at: (u64, u64, u64),
+}
+
+impl CpuCost {
+    fn ticks(server: u32, db: Option<&str>) -> (u64, u64, u64) {
+        (
+            proc_cpu(&server.to_string()).map_or(0, |(_, t)| t),
+            db.map_or(0, postgres_ticks_for),
+            proc_cpu("self").map_or(0, |(_, t)| t),
+        )
+    }
+
+    pub fn start(server: u32, db: Option<&str>) -> Self {
+        Self {
+            server,
+            db: db.map(str::to_owned),
+            at: Self::ticks(server, db),
+        }
+    }
+
+    /// `server X µs + PostgreSQL Y µs + load Z µs per request` for `rate` over the phase.
+    pub fn per_request(&self, rate: &Rate) -> String {
+        let now = Self::ticks(self.server, self.db.as_deref());
+        let requests = rate.per_sec * SECONDS as f64;
+        let hz = clock_ticks();
+        let us = |a: u64, b: u64| b.saturating_sub(a) as f64 * 1e6 / hz / requests.max(1.0);
+        let (s, p, l) = (
+            us(self.at.0, now.0),
+            us(self.at.1, now.1),
+            us(self.at.2, now.2),
+        );
+        match self.db {
+            Some(_) => format!(
+                "CPU/request: idhub {s:.0} µs + PostgreSQL {p:.0} µs + load {l:.0} µs = {:.0} µs",
+                s + p + l
+            ),
+            None => format!(
+                "CPU/request: idhub {s:.0} µs + load {l:.0} µs = {:.0} µs",
+                s + l
+            ),
+        }
+    }
+}

@@ -82,9 +82,12 @@ pub fn parse(schema: &ResourceSchema, raw: &str) -> Result<Expr, ScimError> {
     if raw.len() > 8192 {
         return Err(invalid("filter is longer than 8192 characters"));
     }
-    let f: Filter = raw
-        .parse()
-        .map_err(|e| invalid(format!("cannot parse filter: {e}")))?;
+    let f: Filter = match crate::fastpath::filter(raw) {
+        Some(f) => f,
+        None => raw
+            .parse()
+            .map_err(|e| invalid(format!("cannot parse filter: {e}")))?,
+    };
     resolve(schema, &f)
 }
 
@@ -390,6 +393,9 @@ pub fn sort_by(schema: &ResourceSchema, raw: &str) -> Result<AttrRef, ScimError>
 /// Parses `[urn:]name[.sub]` through the filter grammar (`<path> pr`).
 pub fn parse_attr_path(raw: &str) -> Option<AttrPath> {
     let raw = raw.trim();
+    if let Some(p) = crate::fastpath::attr_path(raw) {
+        return Some(p);
+    }
     if raw.is_empty() || raw.contains(|c: char| c.is_whitespace() || "[]()\"".contains(c)) {
         return None;
     }

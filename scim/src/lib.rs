@@ -8,9 +8,11 @@
 //! - [`projection`]: `attributes` / `excludedAttributes` and `returned` (RFC 7644 §3.4.2.5).
 //! - [`filter`]: filters resolved against a schema into a typed expression (RFC 7644 §3.4.2.2).
 //! - [`patch`]: PATCH operations (RFC 7644 §3.5.2).
+//! - [`fastpath`]: the common filter and PATCH-path shapes without the full grammar.
 //! - [`profile`]: per-tenant compatibility with real identity providers.
 
 pub mod error;
+pub mod fastpath;
 pub mod filter;
 pub mod patch;
 pub mod profile;

@@ -203,10 +203,12 @@ fn parse_op(op: &Value, profile: Profile) -> Result<PatchOp, ScimError> {
     let path = match field(obj, "path", profile) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() && !profile.is_strict() => None,
-        Some(Value::String(s)) => Some(
-            s.parse::<PatchPath>()
+        Some(Value::String(s)) => Some(match crate::fastpath::patch_path(s) {
+            Some(p) => p,
+            None => s
+                .parse::<PatchPath>()
                 .map_err(|e| invalid(ScimType::InvalidPath, format!("invalid path `{s}`: {e}")))?,
-        ),
+        }),
         Some(_) => return Err(invalid(ScimType::InvalidPath, "`path` must be a string")),
     };
     let value = match field(obj, "value", profile) {
@@ -328,12 +330,15 @@ impl Cx<'_> {
                 }
                 PatchPath::Attr(AttrPath::with_name(key.as_str()))
             } else {
-                key.parse::<PatchPath>().map_err(|e| {
-                    invalid(
-                        ScimType::InvalidPath,
-                        format!("invalid attribute key `{key}`: {e}"),
-                    )
-                })?
+                match crate::fastpath::patch_path(key) {
+                    Some(p) => p,
+                    None => key.parse::<PatchPath>().map_err(|e| {
+                        invalid(
+                            ScimType::InvalidPath,
+                            format!("invalid attribute key `{key}`: {e}"),
+                        )
+                    })?,
+                }
             };
             let loc = path::resolve(self.schema, &path)?;
             self.at(map, kind, &loc, Some(v))?;
