@@ -82,12 +82,8 @@ pub fn parse(schema: &ResourceSchema, raw: &str) -> Result<Expr, ScimError> {
     if raw.len() > 8192 {
         return Err(invalid("filter is longer than 8192 characters"));
     }
-    let f: Filter = match crate::fastpath::filter(raw) {
-        Some(f) => f,
-        None => raw
-            .parse()
-            .map_err(|e| invalid(format!("cannot parse filter: {e}")))?,
-    };
+    let f = crate::fastpath::parse_filter(raw)
+        .map_err(|e| invalid(format!("cannot parse filter: {e}")))?;
     resolve(schema, &f)
 }
 

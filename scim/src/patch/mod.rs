@@ -203,12 +203,10 @@ fn parse_op(op: &Value, profile: Profile) -> Result<PatchOp, ScimError> {
     let path = match field(obj, "path", profile) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() && !profile.is_strict() => None,
-        Some(Value::String(s)) => Some(match crate::fastpath::patch_path(s) {
-            Some(p) => p,
-            None => s
-                .parse::<PatchPath>()
+        Some(Value::String(s)) => Some(
+            crate::fastpath::parse_patch_path(s)
                 .map_err(|e| invalid(ScimType::InvalidPath, format!("invalid path `{s}`: {e}")))?,
-        }),
+        ),
         Some(_) => return Err(invalid(ScimType::InvalidPath, "`path` must be a string")),
     };
     let value = match field(obj, "value", profile) {
@@ -330,15 +328,12 @@ impl Cx<'_> {
                 }
                 PatchPath::Attr(AttrPath::with_name(key.as_str()))
             } else {
-                match crate::fastpath::patch_path(key) {
-                    Some(p) => p,
-                    None => key.parse::<PatchPath>().map_err(|e| {
-                        invalid(
-                            ScimType::InvalidPath,
-                            format!("invalid attribute key `{key}`: {e}"),
-                        )
-                    })?,
-                }
+                crate::fastpath::parse_patch_path(key).map_err(|e| {
+                    invalid(
+                        ScimType::InvalidPath,
+                        format!("invalid attribute key `{key}`: {e}"),
+                    )
+                })?
             };
             let loc = path::resolve(self.schema, &path)?;
             self.at(map, kind, &loc, Some(v))?;
