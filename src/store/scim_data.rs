@@ -1,7 +1,6 @@
 //! SCIM queries (RFC 7644 §3.4.2): filtered, sorted, paged by index or cursor, evaluated in
 //! the database. Tenant extension schemas (RFC 7643 §3.3) are stored here too.
 
-use super::dialect::Backend;
 use super::groups::{memberships_column, memberships_from};
 use super::rows::{self, GROUP_COLS, USER_COLS};
 use super::scim_sql::{Bind, Compiler, Table, sort_expr};
@@ -70,15 +69,16 @@ fn bind_scalar<'q>(
 
 impl TenantStore {
     pub async fn search_users(&self, s: &Search<'_>) -> StoreResult<Found<User>> {
-        // SQLite: each user's groups come with the page, by a scalar subquery per row — one
-        // statement instead of one more per user (each statement is a hop to the
-        // connection's thread, which costs more than the subquery). PostgreSQL keeps the
-        // separate, cached reads: folded in (even as the one-join form), the filter ran at
-        // half its rate in the benchmark (47-51% of the uniform GET against 59-80% with
-        // separate reads, BENCHMARKS.md; again 60% against 73-75% in the seventh session),
-        // and in the multi-tenant mix, where they are mostly cache hits, they cost its CPU
-        // less.
-        let fold = s.with_groups && self.store.backend() == Backend::Sqlite;
+        // Each user's groups come with the page, by a scalar subquery per row: one statement
+        // instead of one more per user (on SQLite each statement is a hop to the
+        // connection's thread, on PostgreSQL a round trip; either costs more than the
+        // subquery). On PostgreSQL this once ran the filter at half its rate (BENCHMARKS.md,
+        // sessions 6-7): with `OFFSET $n` bound, the generic plan's estimate counts the
+        // skipped rows' subquery cost, so PostgreSQL judged it dearer than a custom plan and
+        // re-planned the statement on every execution (184 µs of PostgreSQL CPU per filter
+        // against 61 µs with the plan reused, ninth session). The first page therefore
+        // carries no OFFSET at all (see `search_with`).
+        let fold = s.with_groups;
         let epoch = self.caches().memberships.epoch();
         // After the epoch, as in `get_user_with_memberships`.
         let nested = fold && self.nests_groups().await?;
@@ -186,9 +186,16 @@ impl TenantStore {
         // LIMIT is written as a literal, not bound: SQLite (3.51) re-plans a statement whose
         // LIMIT is a bound parameter on every execution — a full re-parse per query. `count`
         // is ours (an i64 capped at `filter.maxResults`), so only a bounded number of
-        // distinct statements reach the statement cache. OFFSET stays bound.
+        // distinct statements reach the statement cache. OFFSET stays bound, and is left out
+        // for the first page (every identity provider's `userName eq` lookup): PostgreSQL
+        // costs a generic plan's unknown OFFSET as skipping rows, which can make it re-plan
+        // such a statement on every execution (see `search_users`).
         let limit = s.count;
-        let offset = compiler.bind(Bind::Int(offset_value));
+        let offset = if offset_value > 0 {
+            format!(" OFFSET {}", compiler.bind(Bind::Int(offset_value)))
+        } else {
+            String::new()
+        };
         let binds = compiler.into_binds();
         let extra = match memberships {
             Some(nested) => format!(
@@ -198,7 +205,7 @@ impl TenantStore {
             None => String::new(),
         };
         let sql = format!(
-            "SELECT {cols}{extra} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            "SELECT {cols}{extra} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit}{offset}"
         );
         let rows = self
             .store
