@@ -149,10 +149,14 @@ impl Store {
         }
         Ok(Self {
             inner: Arc::new(Inner {
+                // As many as the pool: the one-row user writes run here too, and with half
+                // as many, 32 concurrent `POST /Users` queued for 8 connections — PostgreSQL
+                // committed fewer at a time, and creates ran at 45-49% of the raw insert
+                // against 53-54% with 16 (BENCHMARKS.md, ninth session).
                 readers: readers::Readers::new(
                     pool.clone(),
                     backend.connection_setup(),
-                    usize::try_from(opts.max_connections / 2).unwrap_or(1),
+                    usize::try_from(opts.max_connections).unwrap_or(1),
                 ),
                 pool,
                 backend,
