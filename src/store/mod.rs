@@ -149,14 +149,21 @@ impl Store {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                // As many as the pool: the one-row user writes run here too, and with half
-                // as many, 32 concurrent `POST /Users` queued for 8 connections — PostgreSQL
-                // committed fewer at a time, and creates ran at 45-49% of the raw insert
-                // against 53-54% with 16 (BENCHMARKS.md, ninth session).
+                // PostgreSQL: as many as the pool. The one-row user writes run here too, and
+                // with half as many, 32 concurrent `POST /Users` queued for 8 connections —
+                // PostgreSQL committed fewer at a time, and creates ran at 45-49% of the raw
+                // insert against 53-54% with 16 (BENCHMARKS.md, ninth session). SQLite: half
+                // the pool. Its writes take turns anyway, and each connection holds its own
+                // page cache: 16 put the server's RSS after the 100,000-user run at 204 MiB,
+                // against 179 MiB with 8.
                 readers: readers::Readers::new(
                     pool.clone(),
                     backend.connection_setup(),
-                    usize::try_from(opts.max_connections).unwrap_or(1),
+                    usize::try_from(match backend {
+                        Backend::Postgres => opts.max_connections,
+                        Backend::Sqlite => opts.max_connections / 2,
+                    })
+                    .unwrap_or(1),
                 ),
                 pool,
                 backend,
