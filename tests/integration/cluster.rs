@@ -7,6 +7,7 @@
 
 use crate::admin_auth::{admin_tokens, get};
 use crate::harness::{ADMIN_PASSWORD, Scim, TestApp, eventually, postgres};
+use crate::saml::{Sso, post_saml_response};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -116,24 +117,7 @@ async fn two_nodes_share_state_and_invalidate_each_others_caches() {
     }
 
     // A SCIM token revoked through A stops working on B.
-    let t: Value = a
-        .admin(a.client.get(a.url("/api/v1/tenants/default/scim-tokens")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token_id = t["data"][0]["id"].as_str().unwrap().to_owned();
-    let r = a
-        .admin(
-            a.client
-                .delete(a.url(&format!("/api/v1/tenants/default/scim-tokens/{token_id}"))),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "revoke: {}", r.status());
+    revoke_default_scim_token(&a.base).await;
     assert_eq!(
         on_b.get(&format!("/Users/{uid}")).await.status,
         401,
@@ -357,42 +341,14 @@ async fn a_node_killed_before_announcing_its_write_leaves_no_stale_cache_behind(
     assert!(cached(&a, &uid).await, "A caches the user");
 
     // Node X: the real binary in its own process, sitting on its own notifications.
-    let mut x = std::process::Command::new(env!("CARGO_BIN_EXE_idhub"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("IDHUB_DATABASE_URL", &a.db_url)
-        .env("IDHUB_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env(
-            "IDHUB_SECRET_KEY",
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        )
-        .env("IDHUB_CLUSTER_NOTIFY_DELAY_MS", "60000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = x.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    // Reads the banner for the address, then drains the rest of X's output.
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(addr) = line.split("listening on http://").nth(1) {
-                let _ = addr_tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("X prints where it listens");
+    let mut x = NodeProcess::start(&a.db_url, &[("IDHUB_CLUSTER_NOTIFY_DELAY_MS", "60000")]).await;
     eventually("A knows X", Duration::from_secs(10), || async {
         (a.store.peers().peer_count() == 1).then_some(())
     })
     .await;
 
     // A PATCH through X commits; its notification stays in X's queue.
-    let url = format!("http://{addr}/scim/v2{path}");
+    let url = x.url(&format!("/scim/v2{path}"));
     let client = reqwest::Client::new();
     let patch = tokio::spawn(
         client
@@ -418,8 +374,7 @@ async fn a_node_killed_before_announcing_its_write_leaves_no_stale_cache_behind(
     );
 
     // X dies inside that window. A notices that X no longer listens and drops its caches.
-    x.kill().unwrap();
-    x.wait().unwrap();
+    x.kill();
     eventually(
         "A serves X's last write",
         Duration::from_secs(5),
@@ -429,6 +384,251 @@ async fn a_node_killed_before_announcing_its_write_leaves_no_stale_cache_behind(
     assert_eq!(a.store.peers().peer_count(), 0, "A forgot X");
     patch.abort();
     a.stop().await;
+}
+
+/// Revokes the default tenant's (only) SCIM token through the REST API of the node at `base`,
+/// as the bootstrap administrator.
+async fn revoke_default_scim_token(base: &str) {
+    let client = reqwest::Client::new();
+    let tokens = format!("{base}/api/v1/tenants/default/scim-tokens");
+    let listed: Value = client
+        .get(&tokens)
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = listed["data"][0]["id"].as_str().unwrap();
+    let r = client
+        .delete(format!("{tokens}/{id}"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "revoke: {}", r.status());
+}
+
+/// An idhub node as its own OS process (the release-shaped binary), listening on an
+/// ephemeral loopback port. Killed when dropped.
+struct NodeProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl NodeProcess {
+    /// Starts `idhub serve` on `db_url` with `extra` environment, and waits for its banner.
+    async fn start(db_url: &str, extra: &[(&str, &str)]) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_idhub"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("IDHUB_DATABASE_URL", db_url)
+            .env("IDHUB_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "IDHUB_SECRET_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
+            .envs(extra.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        // Reads the banner for the address, then drains the rest of the node's output.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = addr_tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr =
+            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
+                .await
+                .unwrap()
+                .expect("the node prints where it listens");
+        Self {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Two idhub processes on one PostgreSQL database, each with its own caches, pools and
+/// notification connection (the in-process nodes of the tests above share a process): a user
+/// created through P reads through Q; a PATCH through Q is what P answers with next, though P
+/// had cached the old state; a token revoked through P is refused by Q on the next request;
+/// a SAML assertion consumed through P is a replay on Q; concurrent member PATCHes spread
+/// over both lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_idhub_processes_on_one_database() {
+    let Some(b) = postgres() else { return };
+    // Nodes behind one load balancer share one public URL (the SAML audience and ACS).
+    let public = [("IDHUB_PUBLIC_URL", "https://idhub.example")];
+    // The in-process app creates the database, a SCIM token and a SAML connection.
+    let setup = TestApp::spawn_with(&b, &public).await;
+    let token = setup.scim_token("default").await;
+    let sso = Sso::new(&setup, json!({ "allow_idp_initiated": true })).await;
+    let p = NodeProcess::start(&setup.db_url, &public).await;
+    let q = NodeProcess::start(&setup.db_url, &public).await;
+    eventually(
+        "the nodes know each other",
+        Duration::from_secs(10),
+        || async { (setup.store.peers().peer_count() == 2).then_some(()) },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let scim = |node: &NodeProcess, path: &str| node.url(&format!("/scim/v2{path}"));
+    // POSTs a resource and returns its id (201 required).
+    let create = |url: String, body: Value| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let get = |url: String, token: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // Created through P, read through Q.
+    let uid = create(
+        scim(&p, "/Users"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "grace@example.com",
+            "displayName": "Grace",
+        }),
+    )
+    .await;
+    let path = format!("/Users/{uid}");
+    let (status, body) = get(scim(&q, &path), token.clone()).await;
+    assert_eq!((status, body["displayName"].clone()), (200, json!("Grace")));
+
+    // P caches the user; a PATCH through Q is what P answers with on the next request.
+    let (_, body) = get(scim(&p, &path), token.clone()).await;
+    assert_eq!(body["displayName"], "Grace");
+    let r = client
+        .patch(scim(&q, &path))
+        .bearer_auth(&token)
+        .json(&patch_op("replace", "displayName", json!("Grace H")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, body) = get(scim(&p, &path), token.clone()).await;
+    assert_eq!(body["displayName"], "Grace H", "P serves Q's write at once");
+
+    // Concurrent member PATCHes on one group, alternating between the nodes, lose nothing.
+    let gid = create(
+        scim(&p, "/Groups"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineers",
+        }),
+    )
+    .await;
+    let mut members = Vec::new();
+    for i in 0..16 {
+        let node = if i % 2 == 0 { &p } else { &q };
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("member{i}@example.com"),
+        });
+        members.push(create(scim(node, "/Users"), body).await);
+    }
+    let tasks: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let url = scim(if i % 2 == 0 { &p } else { &q }, &format!("/Groups/{gid}"));
+            let body = patch_op("add", "members", json!([{ "value": m }]));
+            let (client, token) = (client.clone(), token.clone());
+            tokio::spawn(async move {
+                let r = client
+                    .patch(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                r.status().as_u16()
+            })
+        })
+        .collect();
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(s == 200 || s == 204, "member PATCH answered {s}");
+    }
+    for node in [&p, &q] {
+        let (_, g) = get(scim(node, &format!("/Groups/{gid}")), token.clone()).await;
+        let mut held: Vec<String> = g["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap().to_owned())
+            .collect();
+        held.sort();
+        let mut want = members.clone();
+        want.sort();
+        assert_eq!(held, want, "every member on {}", node.base);
+    }
+
+    // A SAML assertion consumed through P is a replay on Q.
+    let response = sso.idp.response_b64(&sso.spec("grace@example.com"));
+    let acs = |node: &NodeProcess| node.url(&format!("/saml/{}/acs", sso.id));
+    let (status, body) = post_saml_response(acs(&p), &response).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post_saml_response(acs(&q), &response).await;
+    assert_eq!(status, 403, "Q knows P consumed it: {body}");
+    assert_eq!(body["code"], "replayed");
+
+    // A SCIM token revoked through P is refused by Q on the next request.
+    let (_, before) = get(scim(&q, &path), token.clone()).await;
+    assert_eq!(before["id"], uid.as_str(), "Q accepts the token before");
+    revoke_default_scim_token(&p.base).await;
+    let (status, _) = get(scim(&q, &path), token.clone()).await;
+    assert_eq!(
+        status, 401,
+        "Q refuses the revoked token on the next request"
+    );
+
+    drop((p, q));
+    setup.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 
 use crate::backend_tests;
 use crate::harness::{Backend, TestApp};
-use crate::saml::{Sso, authn_redirect, no_redirects};
+use crate::saml::{Sso, authn_redirect, no_redirects, post_saml_response};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -605,23 +605,10 @@ async fn a_replayed_assertion_is_refused_by_another_node(b: Backend) {
     let sso = Sso::new(&a, json!({ "allow_idp_initiated": true })).await;
     let node_b = a.second_node(&public).await;
     let response = sso.idp.response_b64(&sso.spec("twice@example.com"));
-    let post = |app: &TestApp| {
-        let url = app.url(&format!("/saml/{}/acs", sso.id));
-        let form = [("SAMLResponse", response.clone())];
-        async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .header("accept", "application/json")
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, body) = post(&a).await;
+    let acs = |app: &TestApp| app.url(&format!("/saml/{}/acs", sso.id));
+    let (status, body) = post_saml_response(acs(&a), &response).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = post(&node_b).await;
+    let (status, body) = post_saml_response(acs(&node_b), &response).await;
     assert_eq!(status, 403, "node B knows node A consumed it");
     assert_eq!(body["code"], "replayed");
     // An SP-initiated request started on B is answered on A.

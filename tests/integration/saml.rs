@@ -89,6 +89,18 @@ pub fn authn_redirect(location: &str) -> (String, String, reqwest::Url) {
     (id, q["RelayState"].clone(), loc)
 }
 
+/// POSTs a base64 `SAMLResponse` to an ACS URL, asking for JSON: (status, body).
+pub async fn post_saml_response(acs_url: String, response_b64: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(acs_url)
+        .header("accept", "application/json")
+        .form(&[("SAMLResponse", response_b64)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+}
+
 /// One tenant admin, one IdP and its connection.
 pub struct Sso<'a> {
     pub app: &'a TestApp,
