@@ -386,13 +386,11 @@ async fn a_node_killed_before_announcing_its_write_leaves_no_stale_cache_behind(
     a.stop().await;
 }
 
-/// Revokes the default tenant's (only) SCIM token through the REST API of the node at `base`,
-/// as the bootstrap administrator.
-async fn revoke_default_scim_token(base: &str) {
-    let client = reqwest::Client::new();
-    let tokens = format!("{base}/api/v1/tenants/default/scim-tokens");
-    let listed: Value = client
-        .get(&tokens)
+/// The id of the default tenant's (only) SCIM token, listed through the REST API of the node
+/// at `base` as the bootstrap administrator.
+async fn default_scim_token_id(base: &str) -> String {
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/tenants/default/scim-tokens"))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
@@ -400,9 +398,14 @@ async fn revoke_default_scim_token(base: &str) {
         .json()
         .await
         .unwrap();
-    let id = listed["data"][0]["id"].as_str().unwrap();
-    let r = client
-        .delete(format!("{tokens}/{id}"))
+    listed["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Revokes the default tenant's (only) SCIM token through the REST API of the node at `base`.
+async fn revoke_default_scim_token(base: &str) {
+    let id = default_scim_token_id(base).await;
+    let r = reqwest::Client::new()
+        .delete(format!("{base}/api/v1/tenants/default/scim-tokens/{id}"))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
@@ -645,15 +648,7 @@ async fn a_token_revoked_from_the_cli_is_refused_by_a_running_node_at_once() {
         };
         assert_eq!(scim.get("/Users").await.status, 200, "cached as valid");
     }
-    let t: Value = a
-        .admin(a.client.get(a.url("/api/v1/tenants/default/scim-tokens")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = t["data"][0]["id"].as_str().unwrap().to_owned();
+    let id = default_scim_token_id(&a.base).await;
     let dir = tempfile::tempdir().unwrap();
     let db_url = a.db_url.clone();
     let out = tokio::task::spawn_blocking(move || {
