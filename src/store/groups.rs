@@ -482,9 +482,9 @@ pub(super) fn memberships_column(backend: Backend, member: &str, nested: bool) -
 
 /// The memberships a [`memberships_column`] named `memberships` holds, in the order
 /// [`TenantStore::group_memberships`] gives (group id).
-pub(super) fn memberships_from(row: &sqlx::any::AnyRow) -> StoreResult<Vec<Membership>> {
+pub(super) fn memberships_from(row: &impl rows::Columns) -> StoreResult<Vec<Membership>> {
     // PostgreSQL's json_agg of no rows is NULL, SQLite's json_group_array is `[]`.
-    let json: Option<String> = row.try_get("memberships")?;
+    let json = row.opt_text("memberships")?;
     let mut found: Vec<(String, String, i64)> = match json {
         Some(j) => serde_json::from_str(&j)
             .map_err(|e| StoreError::Corrupt(format!("memberships: {e}")))?,

@@ -20,6 +20,7 @@ mod rows;
 pub mod saml;
 mod scim_data;
 pub mod scim_sql;
+mod sqlite_reads;
 mod tenants;
 mod tokens;
 mod users;
@@ -71,6 +72,8 @@ struct Inner {
     pool: AnyPool,
     /// Connections for the one-statement reads of the request path (see `readers`).
     readers: readers::Readers,
+    /// SQLite: point reads on the request thread (see `sqlite_reads`).
+    sqlite_reads: Option<sqlite_reads::SqliteReads>,
     backend: Backend,
     caches: Caches,
     max_connections: u32,
@@ -141,6 +144,16 @@ impl Store {
             }
             Backend::Sqlite => None,
         };
+        let sqlite_reads = match backend {
+            Backend::Sqlite => {
+                let o = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                    .map_err(StoreError::Db)?;
+                Some(sqlite_reads::SqliteReads::new(
+                    o.get_filename().to_path_buf(),
+                ))
+            }
+            Backend::Postgres => None,
+        };
         let caches = Caches::new(opts.cache, metrics);
         if backend == Backend::Postgres {
             // Other nodes may write to this database: caches stay off until `cluster` has
@@ -166,6 +179,7 @@ impl Store {
                     .unwrap_or(1),
                 ),
                 pool,
+                sqlite_reads,
                 backend,
                 caches,
                 max_connections: opts.max_connections,
@@ -328,6 +342,9 @@ impl Store {
         if !self.flush_notifications(Duration::from_secs(5)).await {
             tracing::warn!("cluster: notifications still queued at close were not sent");
         }
+        if let Some(r) = &self.inner.sqlite_reads {
+            r.close();
+        }
         self.inner.readers.close().await;
         self.inner.pool.close().await;
     }
@@ -357,16 +374,34 @@ impl TenantStore {
         self.tenant_id.0.clone()
     }
 
-    /// The row `sql` selects by this tenant (`$1`) and an id (`$2`), on a reader connection.
-    async fn row_by_id(&self, sql: String, id: &str) -> StoreResult<Option<sqlx::any::AnyRow>> {
-        self.store
+    /// The row `sql` selects by this tenant (`$1`) and an id (`$2`): on SQLite on this thread
+    /// (see `sqlite_reads`), otherwise (or when that path cannot serve it) on a reader
+    /// connection.
+    async fn row_by_id(&self, sql: String, id: &str) -> StoreResult<Option<rows::DbRow>> {
+        if let Some(native) = &self.store.inner.sqlite_reads {
+            let params = [
+                rusqlite::types::Value::Text(self.tid()),
+                rusqlite::types::Value::Text(id.to_owned()),
+            ];
+            if let Some(mut found) = native.query(&sql, &params) {
+                return Ok(found.pop().map(rows::DbRow::Native));
+            }
+        }
+        let row = self
+            .store
             .readers()
             .fetch_optional(
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(self.tid())
                     .bind(id.to_owned()),
             )
-            .await
+            .await?;
+        Ok(row.map(rows::DbRow::Sqlx))
+    }
+
+    /// SQLite's request-thread reads, when this store has them.
+    fn sqlite_reads(&self) -> Option<&sqlite_reads::SqliteReads> {
+        self.store.inner.sqlite_reads.as_ref()
     }
 }
 

@@ -1,10 +1,12 @@
 //! Row → domain-type mapping, one function per type, shared by every query that reads it.
 
 use super::StoreError;
+use super::sqlite_reads::NativeRow;
 use crate::model::{
     AuditEvent, Change, Group, Member, MemberType, Slug, Tenant, TenantId, TenantSettings,
     TokenInfo, User,
 };
+use rusqlite::types::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -19,30 +21,107 @@ fn json(s: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))
 }
 
-pub(super) fn user(r: &AnyRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: r.try_get("id")?,
-        user_name: r.try_get("user_name")?,
-        external_id: r.try_get("external_id")?,
-        display_name: r.try_get("display_name")?,
-        email: r.try_get("email")?,
-        active: r.try_get::<i64, _>("active")? != 0,
-        attributes: json(&r.try_get::<String, _>("attributes")?)?,
-        version: r.try_get("version")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+/// A row of either read path — sqlx's, or SQLite's on the request thread (`sqlite_reads`) —
+/// read by column name.
+pub(super) trait Columns {
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+}
+
+impl Columns for AnyRow {
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// The same strictness as sqlx's decoding: a column of another type is an error, not a guess.
+fn mistyped(col: &str, v: Option<&Value>) -> StoreError {
+    StoreError::Corrupt(match v {
+        Some(v) => format!("column {col}: unexpected {:?}", v.data_type()),
+        None => format!("column {col}: not in the row"),
     })
 }
 
-pub(super) fn group(r: &AnyRow) -> Result<Group, StoreError> {
+impl Columns for NativeRow {
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        match self.get(col) {
+            Some(Value::Text(s)) => Ok(s.clone()),
+            v => Err(mistyped(col, v)),
+        }
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        match self.get(col) {
+            Some(Value::Text(s)) => Ok(Some(s.clone())),
+            Some(Value::Null) => Ok(None),
+            v => Err(mistyped(col, v)),
+        }
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        match self.get(col) {
+            Some(Value::Integer(i)) => Ok(*i),
+            v => Err(mistyped(col, v)),
+        }
+    }
+}
+
+/// A row from whichever path read it.
+pub(super) enum DbRow {
+    Sqlx(AnyRow),
+    Native(NativeRow),
+}
+
+impl Columns for DbRow {
+    fn text(&self, col: &str) -> Result<String, StoreError> {
+        match self {
+            Self::Sqlx(r) => r.text(col),
+            Self::Native(r) => r.text(col),
+        }
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Sqlx(r) => r.opt_text(col),
+            Self::Native(r) => r.opt_text(col),
+        }
+    }
+    fn int(&self, col: &str) -> Result<i64, StoreError> {
+        match self {
+            Self::Sqlx(r) => r.int(col),
+            Self::Native(r) => r.int(col),
+        }
+    }
+}
+
+pub(super) fn user(r: &impl Columns) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.text("id")?,
+        user_name: r.text("user_name")?,
+        external_id: r.opt_text("external_id")?,
+        display_name: r.opt_text("display_name")?,
+        email: r.opt_text("email")?,
+        active: r.int("active")? != 0,
+        attributes: json(&r.text("attributes")?)?,
+        version: r.int("version")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+pub(super) fn group(r: &impl Columns) -> Result<Group, StoreError> {
     Ok(Group {
-        id: r.try_get("id")?,
-        display_name: r.try_get("display_name")?,
-        external_id: r.try_get("external_id")?,
-        attributes: json(&r.try_get::<String, _>("attributes")?)?,
-        version: r.try_get("version")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        id: r.text("id")?,
+        display_name: r.text("display_name")?,
+        external_id: r.opt_text("external_id")?,
+        attributes: json(&r.text("attributes")?)?,
+        version: r.int("version")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
     })
 }
 

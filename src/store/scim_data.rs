@@ -123,7 +123,7 @@ impl TenantStore {
         table: Table,
         s: &Search<'_>,
         memberships: Option<bool>,
-    ) -> StoreResult<(Vec<sqlx::any::AnyRow>, i64)> {
+    ) -> StoreResult<(Vec<rows::DbRow>, i64)> {
         let backend = self.store.backend();
         let (name, cols) = match table {
             Table::Users => ("users", USER_COLS),
@@ -207,14 +207,30 @@ impl TenantStore {
         let sql = format!(
             "SELECT {cols}{extra} FROM {name} r WHERE {page_cond} ORDER BY {order} LIMIT {limit}{offset}"
         );
-        let rows = self
-            .store
-            .readers()
-            .fetch_all(bind_all(
-                sqlx::query(AssertSqlSafe(sql)).bind(self.tid()),
-                &binds,
-            ))
-            .await?;
+        let native = self.sqlite_reads().and_then(|r| {
+            let mut params = Vec::with_capacity(binds.len() + 1);
+            params.push(rusqlite::types::Value::Text(self.tid()));
+            params.extend(binds.iter().map(|b| match b {
+                Bind::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                Bind::Int(i) => rusqlite::types::Value::Integer(*i),
+                Bind::Float(f) => rusqlite::types::Value::Real(*f),
+            }));
+            r.query(&sql, &params)
+        });
+        let rows: Vec<rows::DbRow> = match native {
+            Some(found) => found.into_iter().map(rows::DbRow::Native).collect(),
+            None => self
+                .store
+                .readers()
+                .fetch_all(bind_all(
+                    sqlx::query(AssertSqlSafe(sql)).bind(self.tid()),
+                    &binds,
+                ))
+                .await?
+                .into_iter()
+                .map(rows::DbRow::Sqlx)
+                .collect(),
+        };
         // A page that is not full tells the total without counting (the common case of an
         // identity provider's `userName eq` lookup).
         let fetched = i64::try_from(rows.len()).unwrap_or(i64::MAX);
