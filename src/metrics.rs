@@ -13,6 +13,7 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub cache_lookups: IntCounterVec,
     pub db_pool: IntGaugeVec,
+    pub sqlite_reads: IntCounterVec,
 }
 
 impl Metrics {
@@ -50,6 +51,14 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let sqlite_reads = IntCounterVec::new(
+            Opts::new(
+                "idhub_sqlite_reads_total",
+                "SQLite point reads by outcome: served on the request thread, or handed to the connection pool (over_budget|failed)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(sqlite_reads.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(cache_lookups.clone()))?;
@@ -60,6 +69,7 @@ impl Metrics {
             http_duration,
             cache_lookups,
             db_pool,
+            sqlite_reads,
         })
     }
 

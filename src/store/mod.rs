@@ -148,8 +148,14 @@ impl Store {
             Backend::Sqlite => {
                 let o = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
                     .map_err(StoreError::Db)?;
+                let outcome = |name: &str| metrics.sqlite_reads.with_label_values(&[name]);
                 Some(sqlite_reads::SqliteReads::new(
                     o.get_filename().to_path_buf(),
+                    sqlite_reads::Outcomes {
+                        served: outcome("served"),
+                        over_budget: outcome("over_budget"),
+                        failed: outcome("failed"),
+                    },
                 ))
             }
             Backend::Postgres => None,

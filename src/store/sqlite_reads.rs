@@ -48,9 +48,19 @@ const STATEMENT_CACHE: usize = 64;
 
 pub(crate) struct SqliteReads {
     path: PathBuf,
+    outcomes: Outcomes,
     idle: Mutex<Vec<Reader>>,
     closed: AtomicBool,
     failed_at: Mutex<Option<Instant>>,
+}
+
+/// Counters of how reads went (`idhub_sqlite_reads_total{outcome}`): `served` on the request
+/// thread, `over_budget` (handed to sqlx), `failed` (handed to sqlx; the path rests).
+#[derive(Clone)]
+pub(crate) struct Outcomes {
+    pub(crate) served: prometheus::IntCounter,
+    pub(crate) over_budget: prometheus::IntCounter,
+    pub(crate) failed: prometheus::IntCounter,
 }
 
 /// A connection and the time its current statement must end by (µs on [`clock`]).
@@ -82,9 +92,10 @@ impl NativeRow {
 
 impl SqliteReads {
     /// Reads of the SQLite database file `path`.
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, outcomes: Outcomes) -> Self {
         Self {
             path,
+            outcomes,
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             failed_at: Mutex::new(None),
@@ -114,6 +125,7 @@ impl SqliteReads {
         match run(&conn.conn, sql, params) {
             Ok(rows) => {
                 self.give_back(conn);
+                self.outcomes.served.inc();
                 Some(rows)
             }
             Err(rusqlite::Error::SqliteFailure(f, _))
@@ -121,6 +133,7 @@ impl SqliteReads {
             {
                 // Over budget: a long statement, not a failure. The connection is fine.
                 self.give_back(conn);
+                self.outcomes.over_budget.inc();
                 None
             }
             Err(e) => {
@@ -180,6 +193,7 @@ impl SqliteReads {
     }
 
     fn failed(&self, e: &rusqlite::Error) {
+        self.outcomes.failed.inc();
         tracing::warn!(error = %e, "sqlite: a read on the request thread failed; the sqlx path serves reads for a while");
         if let Ok(mut at) = self.failed_at.lock() {
             *at = Some(Instant::now());
@@ -233,7 +247,13 @@ mod tests {
             "PRAGMA journal_mode = WAL; CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, note TEXT); INSERT INTO t VALUES ('a', 1, NULL), ('b', 2, 'x')",
         )
         .expect("schema");
-        (dir, SqliteReads::new(path))
+        let counter = |n: &str| prometheus::IntCounter::new(n, n).expect("counter");
+        let outcomes = Outcomes {
+            served: counter("served"),
+            over_budget: counter("over_budget"),
+            failed: counter("failed"),
+        };
+        (dir, SqliteReads::new(path, outcomes))
     }
 
     #[test]
@@ -255,6 +275,7 @@ mod tests {
     fn a_missing_parameter_or_a_write_is_refused_and_the_path_rests() {
         let (_dir, r) = db();
         assert!(r.query("SELECT id FROM t WHERE id = $2", &[]).is_none());
+        assert_eq!(r.outcomes.failed.get(), 1);
         // Resting: even a good statement goes to the caller's fallback for a while.
         assert!(
             r.query("SELECT id FROM t WHERE id = $1", &[Value::Text("a".into())])
@@ -275,6 +296,8 @@ mod tests {
         let long = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 100000000) SELECT COUNT(*) AS n FROM c";
         let t = Instant::now();
         assert!(r.query(long, &[]).is_none(), "interrupted");
+        assert_eq!(r.outcomes.over_budget.get(), 1);
+        assert_eq!(r.outcomes.failed.get(), 0);
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         let rows = r
             .query("SELECT n FROM t WHERE id = $1", &[Value::Text("b".into())])

@@ -27,6 +27,7 @@ backend_tests!(
     writes_append_change_log_and_audit,
     custom_extension_schema,
     users_created_outside_scim_are_served_complete,
+    every_read_sees_the_write_answered_before_it,
 );
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -1401,5 +1402,73 @@ async fn nul_characters_are_invalid_values_not_server_errors(b: Backend) {
         .collect();
     assert_eq!(statuses, ["201", "400", "201"], "{}", r.body);
     assert_eq!(user_total(&scim).await, 3);
+    app.stop().await;
+}
+
+/// The value of one sample in the server's `/metrics` text, when present.
+async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
+/// A read answered after a write shows that write: by id and through a filter, on each turn.
+/// On SQLite these reads run on the request thread (`store::sqlite_reads`, counted as
+/// `idhub_sqlite_reads_total`), on connections of their own beside the writers': a read
+/// that kept an old snapshot open would show an old name here.
+async fn every_read_sees_the_write_answered_before_it(b: Backend) {
+    let app = TestApp::spawn(&b).await;
+    let scim = app.scim_for_new_tenant(TENANT).await;
+    let id = scim
+        .create_user("reader@example.com", json!({"displayName": "Before"}))
+        .await;
+    const SERVED: &str = r#"idhub_sqlite_reads_total{outcome="served"}"#;
+    let served_before = metric(&app, SERVED).await;
+    for n in 0..5 {
+        let name = format!("After {n}");
+        let r = scim
+            .patch(
+                &format!("/Users/{id}"),
+                &json!({"schemas": [PATCH_OP], "Operations": [
+                    {"op": "replace", "path": "displayName", "value": name}
+                ]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = scim.get(&format!("/Users/{id}")).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body["displayName"], name);
+        let found = scim
+            .filter("Users", &format!("displayName eq \"{name}\""))
+            .await;
+        assert_eq!(found.status, 200, "{}", found.body);
+        assert_eq!(found.body["totalResults"], 1, "{}", found.body);
+        assert_eq!(found.body["Resources"][0]["id"], id.as_str());
+        let gone = scim
+            .filter("Users", &format!("displayName eq \"After {}\"", n + 10))
+            .await;
+        assert_eq!(gone.body["totalResults"], 0, "{}", gone.body);
+    }
+    let served = metric(&app, SERVED).await;
+    match b {
+        Backend::Sqlite => {
+            // Ten searches at least (the reads by id may be answered from the cache).
+            let grew = served.unwrap_or(0.0) - served_before.unwrap_or(0.0);
+            assert!(grew >= 10.0, "served {served:?} (before {served_before:?})");
+            assert_eq!(
+                metric(&app, r#"idhub_sqlite_reads_total{outcome="failed"}"#).await,
+                Some(0.0)
+            );
+        }
+        Backend::Postgres(_) => assert_eq!(served, None, "no SQLite reads on PostgreSQL"),
+    }
     app.stop().await;
 }
