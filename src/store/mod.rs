@@ -384,7 +384,7 @@ impl TenantStore {
     /// (see `sqlite_reads`), otherwise (or when that path cannot serve it) on a reader
     /// connection.
     async fn row_by_id(&self, sql: String, id: &str) -> StoreResult<Option<rows::DbRow>> {
-        if let Some(native) = &self.store.inner.sqlite_reads {
+        if let Some(native) = self.sqlite_reads() {
             let params = [
                 rusqlite::types::Value::Text(self.tid()),
                 rusqlite::types::Value::Text(id.to_owned()),

@@ -13,8 +13,11 @@
 //! never waits for a writer; the cases where a WAL reader does wait (another connection
 //! recovering the WAL after a crash) are bounded by a short busy timeout, so a request thread
 //! is never held for long. When anything fails here the caller falls back to the sqlx path
-//! (which reports a real error as usual), the connection is dropped, and this path rests for
-//! a moment so that a persistent failure does not cost every request a failed attempt first.
+//! (which reports a real error as usual) and the connection is dropped. When the failure is
+//! the database's rather than the statement's (a connection that cannot be opened, a lock
+//! held past the timeout, an I/O error), this path also rests for a moment, so that a
+//! persistent condition does not cost every request a failed attempt first; a statement that
+//! fails (whatever a request put in it) never turns the path off for other requests.
 //!
 //! A statement may run on the request thread for [`TIME_BUDGET`] at most: SQLite's progress
 //! handler interrupts a longer one (a filter that has to scan a tenant) and the sqlx path runs
@@ -114,7 +117,7 @@ impl SqliteReads {
             None => match self.open() {
                 Ok(c) => c,
                 Err(e) => {
-                    self.failed(&e);
+                    self.failed(&e, true);
                     return None;
                 }
             },
@@ -138,7 +141,7 @@ impl SqliteReads {
             }
             Err(e) => {
                 // The connection is dropped with the error: a fresh one is opened next time.
-                self.failed(&e);
+                self.failed(&e, of_the_database(&e));
                 None
             }
         }
@@ -192,12 +195,36 @@ impl SqliteReads {
         }
     }
 
-    fn failed(&self, e: &rusqlite::Error) {
+    /// Counts a failure; `rest`: the database's, so the sqlx path serves reads for a while.
+    fn failed(&self, e: &rusqlite::Error, rest: bool) {
         self.outcomes.failed.inc();
+        if !rest {
+            tracing::debug!(error = %e, "sqlite: a statement failed on the request thread; the sqlx path runs it");
+            return;
+        }
         tracing::warn!(error = %e, "sqlite: a read on the request thread failed; the sqlx path serves reads for a while");
         if let Ok(mut at) = self.failed_at.lock() {
             *at = Some(Instant::now());
         }
+    }
+}
+
+/// Whether a failure is the database's (locked past the timeout, I/O, corruption, out of
+/// memory or file handles) rather than the statement's.
+fn of_the_database(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.code,
+            C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::SystemIoFailure
+                | C::DatabaseCorrupt
+                | C::NotADatabase
+                | C::CannotOpen
+                | C::OutOfMemory
+        ),
+        _ => false,
     }
 }
 
@@ -272,15 +299,16 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_parameter_or_a_write_is_refused_and_the_path_rests() {
+    fn a_failing_statement_or_a_write_is_refused_and_the_next_read_served() {
         let (_dir, r) = db();
         assert!(r.query("SELECT id FROM t WHERE id = $2", &[]).is_none());
-        assert_eq!(r.outcomes.failed.get(), 1);
-        // Resting: even a good statement goes to the caller's fallback for a while.
-        assert!(
-            r.query("SELECT id FROM t WHERE id = $1", &[Value::Text("a".into())])
-                .is_none()
-        );
+        assert!(r.query("SELECT nope FROM t", &[]).is_none());
+        assert_eq!(r.outcomes.failed.get(), 2);
+        // The statement's failure, not the database's: other reads go on here.
+        let rows = r
+            .query("SELECT id FROM t WHERE id = $1", &[Value::Text("a".into())])
+            .expect("served");
+        assert_eq!(rows.len(), 1);
         let (_dir2, w) = db();
         assert!(w.query("DELETE FROM t", &[]).is_none());
         let c = Connection::open(_dir2.path().join("t.db")).expect("open");
@@ -288,6 +316,20 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .expect("count");
         assert_eq!(n, 2, "nothing was deleted");
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_opened_rests_the_path() {
+        let (dir, r) = db();
+        let gone = SqliteReads::new(dir.path().join("no/such/dir/t.db"), r.outcomes.clone());
+        let q = "SELECT 1 AS one";
+        assert!(gone.query(q, &[]).is_none());
+        assert!(gone.query(q, &[]).is_none());
+        assert_eq!(
+            gone.outcomes.failed.get(),
+            1,
+            "the second read was not tried: resting"
+        );
     }
 
     #[test]
