@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +18,26 @@ pub struct Rate {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: usize,
+}
+
+impl Rate {
+    /// The rate and latency percentiles of `latencies` (µs, one per success) over `elapsed`.
+    pub fn of(mut latencies: Vec<u32>, errors: usize, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
+        Rate {
+            per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            errors,
+        }
+    }
 }
 
 impl std::fmt::Display for Rate {
@@ -66,6 +88,15 @@ where
             (lat, errors)
         }));
     }
+    gather(tasks, started).await
+}
+
+/// Waits for the load tasks (each returning its latencies in µs and its error count) and
+/// sums them up into a [`Rate`] over the time since `started`.
+pub async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<u32>, usize)>>,
+    started: Instant,
+) -> Rate {
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {
@@ -73,20 +104,7 @@ where
         all.extend(l);
         errors += e;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    Rate {
-        per_sec: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors,
-    }
+    Rate::of(all, errors, started.elapsed())
 }
 
 pub struct Server {
