@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// The caches' key hasher: foldhash (hashbrown's default) with a per-process random seed.
-/// Every lookup hashes a tenant id and a resource id; with std's SipHash that was 5-6% of the
-/// server's CPU on a cold `GET /Users/{id}`.
-type Hasher = foldhash::quality::RandomState;
+/// The caches' key hasher (also the [`Doorkeeper`]'s): std's SipHash with a per-process
+/// random seed, which resists keys crafted to collide (resource ids come from requests).
+/// foldhash was measured instead twice (ninth and eleventh sessions, BENCHMARKS.md) and made
+/// no measurable difference.
+type Hasher = std::hash::RandomState;
 
 /// Admission for a full cache, TinyLFU's "doorkeeper" (Einziger, Friedman and Manes,
 /// *TinyLFU: A Highly Efficient Cache Admission Policy*, 2017): once a cache is nearly full, a
